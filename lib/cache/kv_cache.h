@@ -1,0 +1,51 @@
+// The seam between attention and KV storage. Attention hands each layer's new keys (before
+// RoPE) and values to the cache, then asks for what the layer attends to as a sequence of
+// blocks. A full cache yields one block; compressed caches (EchoKV, KVzip, low-rank, ...)
+// may rebuild keys/values chunk by chunk, so a full-size K/V never has to exist at once.
+// Attention code never knows which cache it talks to.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+#include <torch/torch.h>
+
+namespace echokv {
+
+struct KVBlock {
+  torch::Tensor k;          // [B, Hkv, n, D] keys with RoPE applied at their original positions
+  torch::Tensor v;          // [B, Hkv, n, D]
+  torch::Tensor positions;  // [n] int64, original token positions (for causal / window masks)
+  int64_t min_position = 0;  // host copies of positions' range, so attention can skip masks
+  int64_t max_position = 0;
+  torch::Tensor bias;       // optional additive bias broadcastable to [B, Hkv, 1, n]; undefined = none
+  bool is_only = false;     // true when this single block is everything the layer attends to
+};
+
+class KVCache {
+ public:
+  virtual ~KVCache() = default;
+
+  // Position of the next token: the number of tokens committed so far.
+  virtual int64_t next_position() const = 0;
+
+  // Stores one layer's new tokens. k_pre_rope, v: [B, Hkv, T, D]; positions: [T] int64.
+  virtual void append(int layer, const torch::Tensor& k_pre_rope, const torch::Tensor& v,
+                      const torch::Tensor& positions) = 0;
+
+  // Calls `visit` for each block the layer attends to (including tokens just appended).
+  virtual void for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) = 0;
+
+  // Called once per forward after every layer appended T tokens.
+  virtual void advance(int64_t tokens) = 0;
+
+  // Bytes of KV content stored now (what the method keeps, not buffer headroom).
+  virtual int64_t bytes() const = 0;
+
+  // Bytes a full-precision cache would need for the same tokens (for ratios).
+  virtual int64_t full_bytes() const = 0;
+
+  // Drops every token; keeps buffers for reuse.
+  virtual void reset() = 0;
+};
+
+}  // namespace echokv

@@ -1,0 +1,102 @@
+#include "model/attention.h"
+
+#include <limits>
+
+namespace echokv {
+
+namespace {
+
+// Boolean [Tq, n] "may attend" mask, or undefined when every pair is allowed.
+torch::Tensor block_mask(const QueryPositions& qpos, const KVBlock& block, const AttentionOptions& opt) {
+  const bool causal_needed = block.max_position > qpos.min_position;
+  const bool window_needed = opt.sliding_window && qpos.max_position - block.min_position >= *opt.sliding_window;
+  if (!causal_needed && !window_needed) return {};
+  auto qp = qpos.positions.unsqueeze(1);   // [Tq, 1]
+  auto kp = block.positions.unsqueeze(0);  // [1, n]
+  torch::Tensor allowed = kp <= qp;
+  if (window_needed) allowed = allowed & ((qp - kp) < *opt.sliding_window);
+  return allowed;
+}
+
+bool block_fully_outside_window(const QueryPositions& qpos, const KVBlock& block, const AttentionOptions& opt) {
+  return opt.sliding_window && block.max_position <= qpos.min_position - *opt.sliding_window;
+}
+
+}  // namespace
+
+torch::Tensor attend_blocks(const torch::Tensor& q, const QueryPositions& qpos,
+                            const std::function<void(const std::function<void(const KVBlock&)>&)>& blocks,
+                            const AttentionOptions& opt) {
+  const int64_t b = q.size(0), hq = q.size(1), tq = q.size(2), d = q.size(3);
+  torch::Tensor out;          // [B, Hkv, G*Tq, D] float32 accumulator (online softmax)
+  torch::Tensor row_max;      // [B, Hkv, G*Tq, 1]
+  torch::Tensor row_sum;      // [B, Hkv, G*Tq, 1]
+  torch::Tensor qg;           // [B, Hkv, G*Tq, D]
+  torch::Tensor qg_scaled;    // qg * scale
+  int64_t hkv = 0, g = 0;
+  torch::Tensor single_result;
+
+  blocks([&](const KVBlock& block) {
+    if (block.k.size(2) == 0 || block_fully_outside_window(qpos, block, opt)) return;
+    if (!qg.defined()) {
+      hkv = block.k.size(1);
+      g = hq / hkv;
+      // q heads h = kv*G + j (HF repeat_kv order), so a view groups each KV head's queries.
+      qg = q.contiguous().view({b, hkv, g * tq, d});
+      qg_scaled = qg * opt.scale;
+    }
+    torch::Tensor allowed = block_mask(qpos, block, opt);
+#if TORCH_VERSION_MAJOR >= 2
+    if (block.is_only && !block.bias.defined()) {
+      c10::optional<at::Tensor> mask;
+      if (allowed.defined()) mask = allowed.repeat({g, 1});  // [G*Tq, n]
+      single_result = at::scaled_dot_product_attention(qg, block.k.to(q.scalar_type()),
+                                                       block.v.to(q.scalar_type()), mask, 0.0, false);
+      return;
+    }
+#endif
+    // Scale q (small) rather than the scores: one less pass over [G*Tq, n], and the same
+    // rounding order as the float32 reference within its 1e-4.
+    auto scores = torch::matmul(qg_scaled, block.k.to(q.scalar_type()).transpose(-1, -2)).to(torch::kFloat32);
+    if (block.bias.defined()) scores.add_(block.bias.to(torch::kFloat32));
+    if (allowed.defined()) {
+      auto s5 = scores.view({b, hkv, g, tq, scores.size(-1)});
+      s5.masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+    }
+    if (block.is_only) {
+      auto probs = torch::softmax(scores, -1).to(q.scalar_type());
+      single_result = torch::matmul(probs, block.v.to(q.scalar_type()));
+      return;
+    }
+    auto block_max = std::get<0>(scores.max(-1, true));
+    torch::Tensor new_max = row_max.defined() ? torch::maximum(row_max, block_max) : block_max;
+    // Rows with every key masked so far keep -inf; shift by 0 there to avoid inf - inf.
+    auto shift = torch::where(torch::isinf(new_max), torch::zeros_like(new_max), new_max);
+    auto p = torch::exp(scores - shift);
+    auto pv = torch::matmul(p.to(q.scalar_type()), block.v.to(q.scalar_type())).to(torch::kFloat32);
+    if (!out.defined()) {
+      out = pv;
+      row_sum = p.sum(-1, true);
+    } else {
+      auto old_shift = torch::where(torch::isinf(row_max), torch::zeros_like(row_max), row_max);
+      auto correction = torch::exp(old_shift - shift);
+      correction = torch::where(torch::isinf(row_max), torch::zeros_like(correction), correction);
+      out = out * correction + pv;
+      row_sum = row_sum * correction + p.sum(-1, true);
+    }
+    row_max = new_max;
+  });
+
+  if (single_result.defined()) return single_result.view({b, hq, tq, d});
+  if (!out.defined()) return torch::zeros_like(q);
+  return (out / row_sum).to(q.scalar_type()).view({b, hq, tq, d});
+}
+
+torch::Tensor attend(const torch::Tensor& q, const QueryPositions& qpos, KVCache& cache, int layer,
+                     const AttentionOptions& options) {
+  return attend_blocks(
+      q, qpos, [&](const std::function<void(const KVBlock&)>& visit) { cache.for_each_block(layer, visit); },
+      options);
+}
+
+}  // namespace echokv

@@ -1,0 +1,220 @@
+#include "model/llama.h"
+
+#include <cmath>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "core/runtime.h"
+#include "io/checkpoint.h"
+
+namespace echokv {
+
+namespace {
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// The HF tensor names and shapes a config implies.
+std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(const ModelConfig& c) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  const int64_t h = c.hidden_size, i = c.intermediate_size;
+  out.push_back({"model.embed_tokens.weight", {c.vocab_size, h}});
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    out.push_back({p + "input_layernorm.weight", {h}});
+    out.push_back({p + "self_attn.q_proj.weight", {c.q_dim(), h}});
+    out.push_back({p + "self_attn.k_proj.weight", {c.kv_dim(), h}});
+    out.push_back({p + "self_attn.v_proj.weight", {c.kv_dim(), h}});
+    out.push_back({p + "self_attn.o_proj.weight", {h, c.q_dim()}});
+    out.push_back({p + "post_attention_layernorm.weight", {h}});
+    out.push_back({p + "mlp.gate_proj.weight", {i, h}});
+    out.push_back({p + "mlp.up_proj.weight", {i, h}});
+    out.push_back({p + "mlp.down_proj.weight", {h, i}});
+  }
+  out.push_back({"model.norm.weight", {h}});
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, h}});
+  return out;
+}
+
+torch::Tensor to_compute(const torch::Tensor& t, torch::Device device, torch::ScalarType dtype) {
+  // Same dtype on CPU: .to() returns the mmap view itself (zero copy).
+  return t.to(device, dtype);
+}
+
+}  // namespace
+
+QueryPositions make_query_positions(int64_t start, int64_t count, torch::Device device) {
+  QueryPositions q;
+  q.positions = torch::arange(start, start + count, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  q.min_position = start;
+  q.max_position = start + count - 1;
+  return q;
+}
+
+std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadOptions& options) {
+  ModelConfig config = ModelConfig::load(dir);
+  Checkpoint ck = Checkpoint::open(dir);
+  const torch::Device device = parse_device(options.device);
+  const torch::ScalarType dtype = parse_compute_dtype(options.dtype, device);
+  std::map<std::string, torch::Tensor> tensors;
+  std::set<std::string> expected;
+  for (const auto& [name, shape] : expected_tensors(config)) {
+    expected.insert(name);
+    if (!ck.contains(name)) fail(dir, "missing tensor '" + name + "' required by config.json");
+    const TensorInfo& info = ck.info(name);
+    if (info.shape != shape)
+      fail(ck.file_of(name), "tensor '" + name + "' has shape " + shape_str(info.shape) +
+                                 " but config.json implies " + shape_str(shape));
+    if (!c10::isFloatingType(info.dtype))
+      fail(ck.file_of(name), "tensor '" + name + "' has non-float dtype " + info.dtype_tag);
+    tensors[name] = ck.tensor(name);
+  }
+  for (const auto& name : ck.names()) {
+    if (expected.count(name)) continue;
+    if (name == "lm_head.weight" && config.tie_word_embeddings) continue;  // HF ties it anyway
+    if (name.find(".bias") != std::string::npos)
+      fail(ck.file_of(name), "tensor '" + name + "': biases are not supported by llama/mistral");
+    spdlog::warn("{}: ignoring unused tensor '{}'", ck.file_of(name), name);
+  }
+  return from_tensors(config, tensors, device, dtype, dir);
+}
+
+std::shared_ptr<LlamaModel> LlamaModel::from_tensors(const ModelConfig& config,
+                                                     const std::map<std::string, torch::Tensor>& tensors,
+                                                     torch::Device device, torch::ScalarType dtype,
+                                                     const std::string& source) {
+  std::shared_ptr<LlamaModel> m(new LlamaModel());
+  m->config_ = config;
+  m->device_ = device;
+  m->dtype_ = dtype;
+  m->source_ = source;
+  m->rope_ = std::make_shared<Rope>(config, device);
+  auto get = [&](const std::string& name, const std::vector<int64_t>& shape) {
+    auto it = tensors.find(name);
+    if (it == tensors.end()) fail(source, "missing tensor '" + name + "'");
+    if (it->second.sizes().vec() != shape)
+      fail(source, "tensor '" + name + "' has shape " + shape_str(it->second.sizes()) + " but config implies " +
+                       shape_str(shape));
+    return to_compute(it->second, device, dtype);
+  };
+  for (const auto& [name, shape] : expected_tensors(config)) get(name, shape);  // validate all first
+  const int64_t h = config.hidden_size, i = config.intermediate_size;
+  m->embed_tokens_ = get("model.embed_tokens.weight", {config.vocab_size, h});
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights w;
+    w.input_layernorm = get(p + "input_layernorm.weight", {h});
+    w.q_proj = get(p + "self_attn.q_proj.weight", {config.q_dim(), h});
+    w.k_proj = get(p + "self_attn.k_proj.weight", {config.kv_dim(), h});
+    w.v_proj = get(p + "self_attn.v_proj.weight", {config.kv_dim(), h});
+    w.o_proj = get(p + "self_attn.o_proj.weight", {h, config.q_dim()});
+    w.post_attention_layernorm = get(p + "post_attention_layernorm.weight", {h});
+    w.gate_proj = get(p + "mlp.gate_proj.weight", {i, h});
+    w.up_proj = get(p + "mlp.up_proj.weight", {i, h});
+    w.down_proj = get(p + "mlp.down_proj.weight", {h, i});
+    m->layers_.push_back(w);
+  }
+  m->norm_ = get("model.norm.weight", {h});
+  m->lm_head_ = config.tie_word_embeddings ? m->embed_tokens_ : get("lm_head.weight", {config.vocab_size, h});
+  return m;
+}
+
+torch::Tensor LlamaModel::embed(const torch::Tensor& ids) const {
+  return torch::embedding(embed_tokens_, ids.to(device_));
+}
+
+torch::Tensor LlamaModel::rms_norm(const torch::Tensor& x, const torch::Tensor& weight) const {
+  // HF LlamaRMSNorm: statistics in float32, cast back, then scale.
+  auto xf = x.to(torch::kFloat32);
+  auto var = xf.pow(2).mean(-1, true);
+  xf = xf * torch::rsqrt(var + config_.rms_norm_eps);
+  return weight * xf.to(x.scalar_type());
+}
+
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> LlamaModel::project_qkv(int layer,
+                                                                                const torch::Tensor& x) const {
+  const LayerWeights& w = layers_[layer];
+  const int64_t b = x.size(0), t = x.size(1), d = config_.head_dim;
+  auto q = torch::linear(x, w.q_proj).view({b, t, config_.num_attention_heads, d}).transpose(1, 2);
+  auto k = torch::linear(x, w.k_proj).view({b, t, config_.num_key_value_heads, d}).transpose(1, 2);
+  auto v = torch::linear(x, w.v_proj).view({b, t, config_.num_key_value_heads, d}).transpose(1, 2);
+  return {q, k, v};
+}
+
+AttentionOptions LlamaModel::attention_options() const {
+  AttentionOptions opt;
+  opt.scale = 1.0 / std::sqrt(static_cast<double>(config_.head_dim));
+  if (config_.model_type == "mistral") opt.sliding_window = config_.sliding_window;
+  return opt;
+}
+
+torch::Tensor LlamaModel::mlp(int layer, const torch::Tensor& x) const {
+  const LayerWeights& w = layers_[layer];
+  return torch::linear(torch::silu(torch::linear(x, w.gate_proj)) * torch::linear(x, w.up_proj), w.down_proj);
+}
+
+torch::Tensor LlamaModel::layer_forward(int layer, const torch::Tensor& h, const QueryPositions& qpos,
+                                        KVCache& cache, LayerObserver* observer) {
+  const LayerWeights& w = layers_[layer];
+  const int64_t b = h.size(0), t = h.size(1);
+  auto x = rms_norm(h, w.input_layernorm);
+  auto [q, k, v] = project_qkv(layer, x);
+  if (observer) observer->on_qkv(layer, q, k, v, qpos.positions);
+  cache.append(layer, k, v, qpos.positions);
+  auto q_rot = rope_->apply(q, qpos.positions);
+  auto attn = attend(q_rot, qpos, cache, layer, attention_options());  // [B, Hq, T, D]
+  attn = attn.transpose(1, 2).reshape({b, t, config_.q_dim()});
+  auto h2 = h + torch::linear(attn, w.o_proj);
+  return h2 + mlp(layer, rms_norm(h2, w.post_attention_layernorm));
+}
+
+torch::Tensor LlamaModel::head(const torch::Tensor& h) const {
+  return torch::linear(rms_norm(h, norm_), lm_head_).to(torch::kFloat32);
+}
+
+torch::Tensor LlamaModel::forward(const torch::Tensor& ids, KVCache& cache, const ForwardOptions& options) {
+  if (ids.dim() != 2) throw Error("forward: ids must be [B, T], got " + shape_str(ids.sizes()));
+  const int64_t t = ids.size(1);
+  torch::NoGradGuard no_grad;
+  auto qpos = make_query_positions(cache.next_position(), t, device_);
+  auto h = embed(ids);
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
+    h = layer_forward(static_cast<int>(l), h, qpos, cache, options.observer);
+  cache.advance(t);
+  if (options.last_only) h = h.narrow(1, t - 1, 1);
+  return head(h);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> LlamaModel::named_tensors() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  out.push_back({"model.embed_tokens.weight", embed_tokens_});
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const LayerWeights& w = layers_[l];
+    out.push_back({p + "input_layernorm.weight", w.input_layernorm});
+    out.push_back({p + "self_attn.q_proj.weight", w.q_proj});
+    out.push_back({p + "self_attn.k_proj.weight", w.k_proj});
+    out.push_back({p + "self_attn.v_proj.weight", w.v_proj});
+    out.push_back({p + "self_attn.o_proj.weight", w.o_proj});
+    out.push_back({p + "post_attention_layernorm.weight", w.post_attention_layernorm});
+    out.push_back({p + "mlp.gate_proj.weight", w.gate_proj});
+    out.push_back({p + "mlp.up_proj.weight", w.up_proj});
+    out.push_back({p + "mlp.down_proj.weight", w.down_proj});
+  }
+  out.push_back({"model.norm.weight", norm_});
+  if (!config_.tie_word_embeddings) out.push_back({"lm_head.weight", lm_head_});
+  return out;
+}
+
+int64_t LlamaModel::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& kv : named_tensors()) n += kv.second.numel();
+  return n;
+}
+
+}  // namespace echokv

@@ -1,0 +1,37 @@
+#include "model/session.h"
+
+#include "cache/cache_factory.h"
+#include "core/error.h"
+#include "core/runtime.h"
+
+namespace echokv {
+
+std::shared_ptr<LlamaModel> load_model_for_run(const std::string& dir, const std::string& device,
+                                               const std::string& dtype, int threads) {
+  configure_threads(threads);
+  LoadOptions opt;
+  opt.device = device;
+  opt.dtype = dtype;
+  return LlamaModel::load(dir, opt);
+}
+
+void check_ids_in_vocab(const LlamaModel& model, const std::vector<int64_t>& ids) {
+  for (int64_t id : ids)
+    if (id < 0 || id >= model.config().vocab_size)
+      throw Error("token id " + std::to_string(id) + " is outside the model's vocabulary [0, " +
+                  std::to_string(model.config().vocab_size) + ")");
+}
+
+torch::Tensor sequence_logits(LlamaModel& model, const std::vector<int64_t>& ids, int64_t chunk) {
+  check_ids_in_vocab(model, ids);
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (chunk <= 0) chunk = n;
+  auto cache = make_full_cache(model, n);
+  auto all = torch::tensor(ids, torch::kInt64).view({1, n});
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < n; s += chunk)
+    parts.push_back(model.forward(all.narrow(1, s, std::min(chunk, n - s)), *cache)[0].to(torch::kCPU));
+  return torch::cat(parts, 0);
+}
+
+}  // namespace echokv

@@ -1,0 +1,80 @@
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "cache/cache_factory.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "model/llama.h"
+#include "model/model_test_util.h"
+#include "model/random_model.h"
+#include "test_support.h"
+
+using namespace echokv;
+using namespace echokv::testing;
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ModelLoad, StoredFloat16IsUpcastAndMatchesFloat32) {
+  TempDir dir;
+  auto cfg = tiny_config();
+  auto tensors = random_llama_tensors(cfg, 5);
+  for (auto& kv : tensors) kv.second = kv.second.to(torch::kFloat16).to(torch::kFloat32);  // f16-exact values
+  save_model_folder(dir.path(), cfg, tensors, torch::kFloat16);
+  auto model = LlamaModel::load(dir.path());
+  EXPECT_EQ(model->dtype(), torch::kFloat32);
+  auto ref = LlamaModel::from_tensors(cfg, tensors, torch::kCPU, torch::kFloat32);
+  auto ids = torch::arange(10, torch::kInt64).view({1, 10});
+  EXPECT_LE(max_abs_diff(model->forward(ids, *make_full_cache(*model, 10)),
+                         ref->forward(ids, *make_full_cache(*ref, 10))), 1e-6);
+}
+
+TEST(ModelLoad, MissingTensorAndWrongShapeNameFileAndTensor) {
+  TempDir dir;
+  auto cfg = tiny_config();
+  auto tensors = random_llama_tensors(cfg, 5);
+  tensors.erase("model.layers.1.mlp.up_proj.weight");
+  save_model_folder(dir.path(), cfg, tensors);
+  auto msg = error_of([&] { LlamaModel::load(dir.path()); });
+  EXPECT_NE(msg.find("missing tensor 'model.layers.1.mlp.up_proj.weight'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir.path()), std::string::npos) << msg;
+
+  tensors = random_llama_tensors(cfg, 5);
+  tensors["model.layers.0.self_attn.k_proj.weight"] = torch::zeros({48, 48});
+  save_model_folder(dir.path(), cfg, tensors);
+  msg = error_of([&] { LlamaModel::load(dir.path()); });
+  EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'model.layers.0.self_attn.k_proj.weight' has shape [48, 48]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("implies [16, 48]"), std::string::npos) << msg;
+}
+
+TEST(ModelLoad, BiasTensorsAndUnknownArchitectureAreRejected) {
+  TempDir dir;
+  auto cfg = tiny_config();
+  auto tensors = random_llama_tensors(cfg, 5);
+  tensors["model.layers.0.self_attn.q_proj.bias"] = torch::zeros({48});
+  save_model_folder(dir.path(), cfg, tensors);
+  auto msg = error_of([&] { LlamaModel::load(dir.path()); });
+  EXPECT_NE(msg.find("q_proj.bias"), std::string::npos) << msg;
+
+  std::ofstream(dir.file("config.json"), std::ios::trunc)
+      << R"({"architectures":["Qwen2ForCausalLM"],"model_type":"qwen2"})";
+  msg = error_of([&] { LlamaModel::load(dir.path()); });
+  EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unsupported architecture"), std::string::npos) << msg;
+
+  std::ofstream(dir.file("config.json"), std::ios::trunc) << "{ not json";
+  msg = error_of([&] { LlamaModel::load(dir.path()); });
+  EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
+}
+
+}  // namespace

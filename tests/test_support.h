@@ -1,0 +1,52 @@
+// Shared helpers for tests: where ../shared lives, temporary folders, tensor comparison.
+#pragma once
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace echokv::testing {
+
+// ECHOKV_SHARED, or <repo>/../shared. A missing fixture fails the test loudly.
+inline std::string shared_dir() {
+  if (const char* env = std::getenv("ECHOKV_SHARED")) return env;
+  return ECHOKV_SHARED_DEFAULT;
+}
+
+inline std::string require_fixture(const std::string& relative) {
+  const std::string path = shared_dir() + "/" + relative;
+  if (!std::filesystem::exists(path))
+    throw std::runtime_error("fixture missing: " + path +
+                             " (set ECHOKV_SHARED to the shared/ folder; tests never pass without it)");
+  return path;
+}
+
+inline std::string source_dir() { return ECHOKV_SOURCE_DIR; }
+
+// A fresh empty folder under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "echokv-test-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
+}
+
+}  // namespace echokv::testing
