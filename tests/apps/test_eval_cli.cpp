@@ -18,7 +18,7 @@ struct Run {
 };
 
 Run run(const std::string& args) {
-  const std::string cmd = std::string(ECHOKV_BINARY_DIR) + "/echokv-eval " + args + " 2>&1";
+  const std::string cmd = std::string(ECHOKV_BINARY_DIR) + "/bin/echokv-eval " + args + " 2>&1";
   Run r{0, ""};
   FILE* p = popen(cmd.c_str(), "r");
   std::array<char, 4096> buf{};

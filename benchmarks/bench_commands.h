@@ -1,0 +1,7 @@
+// Subcommands of echokv-bench; each registers itself on the app.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace echokv {
+void register_model_bench(CLI::App& app, int& threads);
+}  // namespace echokv

@@ -1,0 +1,21 @@
+// echokv-bench: benchmarks that print JSON (and write it with --out).
+#include <CLI/CLI.hpp>
+
+#include "bench_commands.h"
+#include "cli/common.h"
+
+int main(int argc, char** argv) {
+  return echokv::run_app("echokv-bench", [&]() -> int {
+    CLI::App app{"EchoKV-cpp benchmarks (JSON output)"};
+    app.require_subcommand(1);
+    int threads = 0;
+    app.add_option("--threads", threads, "CPU threads (0 = ECHOKV_THREADS or all cores)");
+    echokv::register_model_bench(app, threads);
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
+    return 0;
+  });
+}

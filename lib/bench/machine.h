@@ -1,0 +1,18 @@
+// Machine facts measured in the same run as a benchmark, so results read as a fraction of
+// what this machine can do.
+#pragma once
+#include <cstdint>
+
+namespace echokv {
+
+// float32 GEMM throughput (n x n x n), best of `reps` timed runs.
+double measure_gemm_gflops(int64_t n = 1024, int reps = 5);
+// float32 matrix-vector throughput in GB/s of matrix read ([rows, cols] x [cols]): the
+// ceiling for batch-1 decode, which streams every weight once per token.
+double measure_gemv_gb_per_s(int64_t rows = 16384, int64_t cols = 1024, int reps = 10);
+// Peak resident set size of this process so far (VmHWM), MiB.
+double peak_rss_mib();
+// Current resident set size (VmRSS), MiB.
+double current_rss_mib();
+
+}  // namespace echokv
