@@ -4,4 +4,5 @@
 
 namespace echokv {
 void register_model_bench(CLI::App& app, int& threads);
+void register_tokenizer_bench(CLI::App& app);
 }  // namespace echokv

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
     int threads = 0;
     app.add_option("--threads", threads, "CPU threads (0 = ECHOKV_THREADS or all cores)");
     echokv::register_model_bench(app, threads);
+    echokv::register_tokenizer_bench(app);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

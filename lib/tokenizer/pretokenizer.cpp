@@ -41,8 +41,12 @@ std::vector<std::string_view> RegexSplitter::split(std::string_view text) const 
   std::lock_guard<std::mutex> lock(impl_->mutex);
   PCRE2_SIZE start = 0;
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  // PCRE2 validates the whole subject's UTF-8 on every call unless told not to; validate on
+  // the first call only (later calls start inside the same, already checked, subject).
+  uint32_t options = 0;
   while (start < text.size()) {
-    const int rc = pcre2_match(impl_->code, subject, text.size(), start, 0, impl_->match, nullptr);
+    const int rc = pcre2_match(impl_->code, subject, text.size(), start, options, impl_->match, nullptr);
+    options = PCRE2_NO_UTF_CHECK;
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR message[256];

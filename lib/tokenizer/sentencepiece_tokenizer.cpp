@@ -40,7 +40,7 @@ SentencePieceTokenizer::SentencePieceTokenizer(SentencePieceModel model, const s
     const int id = static_cast<int>(i);
     const bool segmentable = p.type == PieceType::kNormal || p.type == PieceType::kUserDefined || p.type == PieceType::kUnused;
     auto& table = segmentable ? pieces_ : reserved_;
-    if (!table.emplace(p.text, id).second) fail(source_, "duplicate piece '" + p.text + "'");
+    if (!table.emplace(std::string_view(p.text), id).second) fail(source_, "duplicate piece '" + p.text + "'");
     if (p.type == PieceType::kUserDefined) user_defined_.push_back(p.text);
     if (p.type == PieceType::kNormal) {
       min_score_ = std::min(min_score_, p.score);
@@ -99,7 +99,7 @@ size_t SentencePieceTokenizer::match_user_defined(std::string_view s) const {
 }
 
 int SentencePieceTokenizer::lookup(std::string_view piece) const {
-  auto it = pieces_.find(std::string(piece));
+  auto it = pieces_.find(piece);
   return it == pieces_.end() ? -1 : it->second;
 }
 
@@ -196,7 +196,7 @@ std::vector<SentencePieceTokenizer::Segment> SentencePieceTokenizer::encode_unig
     if (best[pos].reached) {
       bool single_char_piece = false;
       for (size_t len = char_len; len <= std::min(max_piece_bytes, n - pos); ++len) {
-        auto it = pieces_.find(std::string(text.substr(pos, len)));
+        auto it = pieces_.find(text.substr(pos, len));
         if (it == pieces_.end()) continue;
         const auto& p = model_.pieces[it->second];
         if (p.type == PieceType::kUnused) continue;

@@ -13,6 +13,8 @@ namespace echokv {
 class SentencePieceTokenizer : public Tokenizer {
  public:
   SentencePieceTokenizer(SentencePieceModel model, const std::string& source);
+  SentencePieceTokenizer(const SentencePieceTokenizer&) = delete;
+  SentencePieceTokenizer& operator=(const SentencePieceTokenizer&) = delete;
   static std::unique_ptr<SentencePieceTokenizer> load(const std::string& path);
 
   std::vector<int64_t> encode(const std::string& text, bool add_bos = false) const override;
@@ -39,8 +41,10 @@ class SentencePieceTokenizer : public Tokenizer {
 
   SentencePieceModel model_;
   std::string source_;
-  std::unordered_map<std::string, int> pieces_;     // NORMAL, USER_DEFINED, UNUSED
-  std::unordered_map<std::string, int> reserved_;   // CONTROL, UNKNOWN, BYTE
+  // Keys view model_.pieces' strings (never resized after construction; the class is not
+  // copyable), so lookups of text slices allocate nothing.
+  std::unordered_map<std::string_view, int> pieces_;     // NORMAL, USER_DEFINED, UNUSED
+  std::unordered_map<std::string_view, int> reserved_;   // CONTROL, UNKNOWN, BYTE
   std::vector<std::string> user_defined_;            // sorted longest first
   int byte_piece_id_[256];
   float min_score_ = 0, max_score_ = 0;
