@@ -93,7 +93,7 @@ Command add_generate_command(CLI::App& app) {
     auto cache = make_full_cache(*model, static_cast<int64_t>(prompt_ids.size()) + gen.max_new_tokens);
     auto result = generate(*model, *cache, prompt_ids, gen);
     if (o->json) {
-      nlohmann::json out = {{"ids", result.tokens}, {"stop_reason", result.stop_reason}};
+      nlohmann::json out = {{"ids", result.tokens}};
       if (tokenizer) out["text"] = tokenizer->decode(result.tokens);
       std::cout << out.dump() << std::endl;
     } else {
