@@ -1,7 +1,9 @@
 // echokv-eval: run models and evaluations. Subcommands: logits, generate, tokenize.
 #include "echokv_eval/commands.h"
+#include "core/runtime.h"
 
 int main(int argc, char** argv) {
+  echokv::prepare_process(argc, argv);
   return echokv::run_app("echokv-eval", [&]() -> int {
     CLI::App app{"EchoKV-cpp evaluation and inference"};
     app.require_subcommand(1);

@@ -3,8 +3,10 @@
 
 #include "bench_commands.h"
 #include "cli/common.h"
+#include "core/runtime.h"
 
 int main(int argc, char** argv) {
+  echokv::prepare_process(argc, argv);
   return echokv::run_app("echokv-bench", [&]() -> int {
     CLI::App app{"EchoKV-cpp benchmarks (JSON output)"};
     app.require_subcommand(1);

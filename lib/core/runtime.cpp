@@ -1,11 +1,25 @@
 #include "core/runtime.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <thread>
 
 #include "core/error.h"
 
 namespace echokv {
+
+void prepare_process(int argc, char** argv) {
+  (void)argc;
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  char path[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return;  // cannot re-exec: run with the default policy
+  path[n] = '\0';
+  ::execv(path, argv);
+  // execv only returns on failure: continue in this process.
+}
 
 int configure_threads(int threads) {
   if (threads <= 0) {

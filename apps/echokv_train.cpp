@@ -1,0 +1,32 @@
+// echokv-train: `pretrain` trains the testbed model from a YAML config (resumable).
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/common.h"
+#include "core/runtime.h"
+#include "train/pretrainer.h"
+
+int main(int argc, char** argv) {
+  echokv::prepare_process(argc, argv);
+  return echokv::run_app("echokv-train", [&]() -> int {
+    CLI::App app{"EchoKV-cpp training"};
+    app.require_subcommand(1);
+    std::string config_path;
+    echokv::PretrainRunOptions run;
+    auto* pre = app.add_subcommand("pretrain", "train a model from scratch (resumes from the latest checkpoint)");
+    pre->add_option("--config", config_path, "YAML config, e.g. configs/testbed/tb8.yaml")->required();
+    pre->add_option("--max-steps", run.max_steps_this_run, "stop after this many steps in this run (checkpointed)");
+    pre->add_option("--max-minutes", run.max_seconds_this_run, "stop after this many minutes in this run (checkpointed)")
+        ->transform([](std::string v) { return std::to_string(std::stod(v) * 60.0); });
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
+    auto config = echokv::PretrainConfig::load(config_path);
+    auto outcome = echokv::run_pretrain(config, run);
+    std::cerr << "[pretrain] " << (outcome.finished ? "finished" : "paused") << " at step " << outcome.step << std::endl;
+    return 0;
+  });
+}

@@ -1,0 +1,57 @@
+// Strict YAML config reading: every key must be known, every error names the file, the key
+// path and what was expected.
+#pragma once
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "core/error.h"
+
+namespace echokv {
+
+class ConfigNode {
+ public:
+  static ConfigNode load_file(const std::string& path);
+  ConfigNode(YAML::Node node, std::string file, std::string path);
+
+  bool has(const std::string& key) const;
+  template <typename T>
+  T get(const std::string& key, const T& fallback) {
+    mark(key);
+    if (!node_[key] || node_[key].IsNull()) return fallback;
+    return convert<T>(key);
+  }
+  template <typename T>
+  T require(const std::string& key) {
+    mark(key);
+    if (!node_[key] || node_[key].IsNull()) fail(file_, "missing required key '" + where(key) + "'");
+    return convert<T>(key);
+  }
+  ConfigNode child(const std::string& key);          // a required mapping
+  std::vector<ConfigNode> list(const std::string& key);  // a required sequence of mappings
+  std::map<std::string, double> number_map(const std::string& key);
+  // Errors on any key of this mapping never read.
+  void finish() const;
+  const std::string& file() const { return file_; }
+  std::string where(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+ private:
+  void mark(const std::string& key) { used_.insert(key); }
+  template <typename T>
+  T convert(const std::string& key) {
+    try {
+      return node_[key].as<T>();
+    } catch (const YAML::Exception&) {
+      fail(file_, "key '" + where(key) + "' has the wrong type (value: " + YAML::Dump(node_[key]) + ")");
+    }
+  }
+  YAML::Node node_;
+  std::string file_, path_;
+  std::set<std::string> used_;
+};
+
+}  // namespace echokv

@@ -1,0 +1,320 @@
+#include "train/pretrainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/runtime.h"
+#include "io/safetensors.h"
+#include "model/random_model.h"
+#include "model/train_forward.h"
+
+namespace echokv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string human_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const int64_t t = static_cast<int64_t>(s);
+  std::ostringstream o;
+  if (t >= 3600) o << t / 3600 << "h" << std::setw(2) << std::setfill('0') << (t % 3600) / 60 << "m";
+  else if (t >= 60) o << t / 60 << "m" << std::setw(2) << std::setfill('0') << t % 60 << "s";
+  else o << t << "s";
+  return o.str();
+}
+
+// Deterministic RNG for (seed, step, stream): resuming at a step regenerates its data.
+std::mt19937_64 step_rng(uint64_t seed, int64_t step, int64_t stream) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(step),
+                    static_cast<uint32_t>(step >> 32), static_cast<uint32_t>(stream)};
+  return std::mt19937_64(seq);
+}
+
+std::string pick_kind(const std::map<std::string, double>& mix, std::mt19937_64& rng) {
+  double total = 0;
+  for (const auto& kv : mix) total += kv.second;
+  std::uniform_real_distribution<double> u(0, total);
+  double x = u(rng);
+  for (const auto& kv : mix) {
+    if (x < kv.second) return kv.first;
+    x -= kv.second;
+  }
+  return mix.rbegin()->first;
+}
+
+struct Batch {
+  torch::Tensor inputs;   // [B, T] int64
+  torch::Tensor targets;  // [B, T] int64
+  torch::Tensor weights;  // [B, T] float32
+};
+
+Batch make_batch(const std::vector<TaskSample>& samples) {
+  const int64_t b = static_cast<int64_t>(samples.size());
+  const int64_t t = static_cast<int64_t>(samples[0].tokens.size()) - 1;
+  auto tokens = torch::empty({b, t + 1}, torch::kInt64);
+  auto weights = torch::empty({b, t + 1}, torch::kFloat32);
+  for (int64_t i = 0; i < b; ++i) {
+    if (static_cast<int64_t>(samples[i].tokens.size()) != t + 1) throw Error("internal: ragged batch");
+    std::memcpy(tokens[i].data_ptr<int64_t>(), samples[i].tokens.data(), (t + 1) * sizeof(int64_t));
+    std::memcpy(weights[i].data_ptr<float>(), samples[i].weights.data(), (t + 1) * sizeof(float));
+  }
+  return {tokens.narrow(1, 0, t), tokens.narrow(1, 1, t), weights.narrow(1, 1, t)};
+}
+
+// Weighted mean cross-entropy: sum(w * ce) / sum(w).
+torch::Tensor weighted_loss(const torch::Tensor& logits, const Batch& batch) {
+  auto ce = torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(-1)}), batch.targets.reshape({-1}),
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  auto w = batch.weights.reshape({-1});
+  return (ce * w).sum() / w.sum();
+}
+
+std::shared_ptr<LlamaModel> view_model(const PretrainConfig& c, const std::map<std::string, torch::Tensor>& master,
+                                       torch::ScalarType dtype) {
+  // float32: the model's tensors are the master tensors themselves; bfloat16: differentiable
+  // casts of them, so gradients still reach the float32 masters.
+  return LlamaModel::from_tensors(c.model, master, torch::kCPU, dtype, "<training>");
+}
+
+// ---- checkpoints: <work>/checkpoints/step-N/{weights.safetensors, optimizer.pt, state.json};
+// <work>/checkpoints/latest names the newest complete one (written last, atomically).
+std::string checkpoints_dir(const std::string& work) { return join_path(work, "checkpoints"); }
+
+void save_checkpoint(const std::string& work, int64_t step, const std::map<std::string, torch::Tensor>& master,
+                     torch::optim::AdamW& optimizer, const nlohmann::json& state) {
+  const std::string root = checkpoints_dir(work);
+  const std::string name = "step-" + std::to_string(step);
+  const std::string dir = join_path(root, name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::vector<std::pair<std::string, torch::Tensor>> list(master.begin(), master.end());
+  save_safetensors(join_path(dir, "weights.safetensors"), list);
+  write_file_atomic(join_path(dir, "optimizer.pt"), [&](const std::string& tmp) { torch::save(optimizer, tmp); });
+  write_text_atomic(join_path(dir, "state.json"), state.dump(2) + "\n");
+  const std::string latest = join_path(root, "latest");
+  std::string previous;
+  if (file_exists(latest)) previous = read_text_file(latest);
+  write_text_atomic(latest, name);
+  if (!previous.empty() && previous != name) fs::remove_all(join_path(root, previous));
+}
+
+}  // namespace
+
+std::map<std::string, torch::Tensor> load_latest_checkpoint(const std::string& work, nlohmann::json* state) {
+  const std::string latest = join_path(checkpoints_dir(work), "latest");
+  if (!file_exists(latest)) return {};
+  const std::string dir = join_path(checkpoints_dir(work), read_text_file(latest));
+  auto weights = load_safetensors(join_path(dir, "weights.safetensors"));
+  if (state) {
+    try {
+      *state = nlohmann::json::parse(read_text_file(join_path(dir, "state.json")));
+    } catch (const nlohmann::json::exception& e) {
+      fail(join_path(dir, "state.json"), std::string("not valid JSON: ") + e.what());
+    }
+  }
+  return weights;
+}
+
+nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig& c, const PretrainData& data, bool full) {
+  torch::NoGradGuard no_grad;
+  TaskGenerator gen(*data.tokenizer, data.heldout, data.words, c.tasks);
+  nlohmann::json out;
+  // Held-out perplexity over fixed sequences of held-out text.
+  double loss_sum = 0;
+  int64_t count = 0;
+  const int64_t n_seq = full ? c.eval_heldout_sequences : std::max<int64_t>(4, c.eval_heldout_sequences / 4);
+  for (int64_t i = 0; i < n_seq; ++i) {
+    auto rng = step_rng(c.seed ^ 0x5eed, -1, i);
+    auto batch = make_batch({gen.text(rng, c.eval_heldout_seq_len + 1)});
+    auto logits = training_logits(model, batch.inputs);
+    auto ce = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.targets.reshape({-1}),
+                                                   torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    loss_sum += ce.item<double>();
+    count += batch.targets.numel();
+  }
+  out["heldout_loss"] = loss_sum / count;
+  out["heldout_ppl"] = std::exp(loss_sum / count);
+  out["heldout_tokens"] = count;
+  // Retrieval: exact match of the whole answer = every teacher-forced argmax right (which is
+  // what greedy decoding of the answer produces).
+  auto accuracy = [&](const std::string& task, int64_t length, int needles, int64_t samples) {
+    int64_t right = 0;
+    for (int64_t i = 0; i < samples; ++i) {
+      auto rng = step_rng(c.seed ^ 0xe7a1, length * 16 + needles, i);
+      TaskSample s = task == "chain" ? gen.chain(rng, length + 1) : gen.needle(rng, length + 1, needles);
+      auto batch = make_batch({s});
+      auto pred = training_logits(model, batch.inputs).argmax(-1)[0];
+      bool ok = true;
+      for (int64_t p : s.answer_positions) ok = ok && pred[p - 1].item<int64_t>() == s.tokens[p];
+      right += ok;
+    }
+    return static_cast<double>(right) / samples;
+  };
+  const int64_t samples = full ? c.eval_retrieval_samples : std::max<int64_t>(8, c.eval_retrieval_samples / 4);
+  for (int64_t len : c.eval_retrieval_lengths) {
+    if (!full && len > 1024) continue;
+    out["retrieval"]["single_needle"][std::to_string(len)] = accuracy("needle", len, 1, samples);
+    if (full) {
+      out["retrieval"]["multi_needle_4"][std::to_string(len)] = accuracy("needle", len, 4, samples);
+      out["retrieval"]["chain"][std::to_string(len)] = accuracy("chain", len, 0, samples);
+    }
+  }
+  return out;
+}
+
+void export_pretrained(const PretrainConfig& c, const PretrainData& data,
+                       const std::map<std::string, torch::Tensor>& weights, const nlohmann::json& eval,
+                       const nlohmann::json& summary) {
+  ModelConfig mc = c.model;
+  mc.bos_token_ids = {*data.tokenizer->bos_id()};
+  mc.eos_token_ids = {*data.tokenizer->eos_id()};
+  save_model_folder(c.output_dir, mc, weights, torch::kFloat32);
+  fs::copy_file(data.tokenizer_path, join_path(c.output_dir, "tokenizer.model"), fs::copy_options::overwrite_existing);
+  write_text_atomic(join_path(c.output_dir, "training_summary.json"),
+                    nlohmann::json{{"eval", eval}, {"training", summary}}.dump(2) + "\n");
+}
+
+PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& run) {
+  const int threads = configure_threads(c.threads);
+  torch::manual_seed(c.seed);
+  PretrainData data = prepare_pretrain_data(c);
+  TaskGenerator gen(*data.tokenizer, data.train, data.words, c.tasks);
+  const torch::ScalarType dtype = c.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+
+  nlohmann::json state;
+  auto master = load_latest_checkpoint(c.work_dir, &state);
+  const bool resumed = !master.empty();
+  if (!resumed) master = random_llama_tensors(c.model, c.seed, c.init_std);
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& [name, t] : master) {
+    t = t.to(torch::kFloat32).contiguous();
+    t.set_requires_grad(true);
+    (t.dim() >= 2 ? decay : no_decay).push_back(t);
+  }
+  auto opts = torch::optim::AdamWOptions(c.lr).betas({c.beta1, c.beta2}).eps(1e-8);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts.weight_decay(c.weight_decay)));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(opts.weight_decay(0.0)));
+  torch::optim::AdamW optimizer(std::move(groups));
+  int64_t step = 0;
+  double trained_seconds = 0;
+  int64_t tokens_seen = 0;
+  if (resumed) {
+    const std::string dir = join_path(checkpoints_dir(c.work_dir), read_text_file(join_path(checkpoints_dir(c.work_dir), "latest")));
+    torch::load(optimizer, join_path(dir, "optimizer.pt"));
+    step = state.at("step").get<int64_t>();
+    trained_seconds = state.value("trained_seconds", 0.0);
+    tokens_seen = state.value("tokens_seen", int64_t{0});
+    std::cerr << "[pretrain] resumed at step " << step << " (" << tokens_seen << " tokens, "
+              << human_duration(trained_seconds) << " trained)" << std::endl;
+  }
+  const std::string metrics_path = join_path(c.work_dir, "metrics.jsonl");
+  std::ofstream metrics(metrics_path, std::ios::app);
+  auto model = view_model(c, master, dtype);
+  std::cerr << "[pretrain] " << c.name << ": " << model->parameter_count() << " parameters, " << threads
+            << " threads, " << c.total_steps << " steps of " << c.tokens_per_step << " tokens" << std::endl;
+
+  PretrainOutcome outcome;
+  const double run_start = now_seconds();
+  int64_t steps_this_run = 0;
+  double window_start = now_seconds();
+  int64_t window_tokens = 0;
+  double window_loss = 0;
+  int64_t window_steps = 0;
+  auto checkpoint = [&](int64_t done) {
+    state = {{"step", done}, {"tokens_seen", tokens_seen}, {"trained_seconds", trained_seconds}, {"config", c.source}};
+    save_checkpoint(c.work_dir, done, master, optimizer, state);
+  };
+
+  while (step < c.total_steps) {
+    const double step_start = now_seconds();
+    const CurriculumStage& stage = c.stage_at(step);
+    const double lr = learning_rate(c, step);
+    for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    const int64_t micro_b = std::max<int64_t>(1, c.micro_batch_tokens / stage.seq_len);
+    const int64_t micro_steps = std::max<int64_t>(1, c.tokens_per_step / (micro_b * stage.seq_len));
+    optimizer.zero_grad();
+    double step_loss = 0;
+    for (int64_t m = 0; m < micro_steps; ++m) {
+      auto rng = step_rng(c.seed, step, m);
+      std::vector<TaskSample> samples;
+      for (int64_t i = 0; i < micro_b; ++i) samples.push_back(gen.make(pick_kind(stage.mix, rng), rng, stage.seq_len + 1));
+      auto batch = make_batch(samples);
+      if (dtype != torch::kFloat32) model = view_model(c, master, dtype);
+      auto loss = weighted_loss(training_logits(*model, batch.inputs), batch) / static_cast<double>(micro_steps);
+      loss.backward();
+      step_loss += loss.item<double>();
+    }
+    torch::nn::utils::clip_grad_norm_(optimizer.param_groups()[0].params(), c.grad_clip);
+    torch::nn::utils::clip_grad_norm_(optimizer.param_groups()[1].params(), c.grad_clip);
+    optimizer.step();
+    ++step;
+    ++steps_this_run;
+    const int64_t step_tokens = micro_steps * micro_b * stage.seq_len;
+    tokens_seen += step_tokens;
+    trained_seconds += now_seconds() - step_start;
+    window_tokens += step_tokens;
+    window_loss += step_loss;
+    ++window_steps;
+
+    if (step % c.log_every == 0 || step == c.total_steps) {
+      const double elapsed = now_seconds() - window_start;
+      const double tps = window_tokens / std::max(elapsed, 1e-9);
+      const double eta = (c.total_steps - step) * c.tokens_per_step / std::max(tps, 1e-9);
+      const double mean_loss = window_loss / window_steps;
+      std::cerr << "[pretrain] step " << step << "/" << c.total_steps << " T=" << stage.seq_len << " loss "
+                << std::fixed << std::setprecision(4) << mean_loss << " lr " << std::scientific << std::setprecision(2)
+                << lr << std::defaultfloat << " | " << static_cast<int64_t>(tps) << " tok/s | trained "
+                << human_duration(trained_seconds) << " | ETA " << human_duration(eta) << std::endl;
+      metrics << nlohmann::json{{"step", step}, {"loss", mean_loss}, {"lr", lr}, {"seq_len", stage.seq_len},
+                                {"tokens_seen", tokens_seen}, {"tokens_per_s", tps}, {"trained_seconds", trained_seconds}}
+                     .dump()
+              << std::endl;
+      window_start = now_seconds();
+      window_tokens = 0;
+      window_loss = 0;
+      window_steps = 0;
+    }
+    const bool stop_now = (run.max_steps_this_run > 0 && steps_this_run >= run.max_steps_this_run) ||
+                          (run.max_seconds_this_run > 0 && now_seconds() - run_start >= run.max_seconds_this_run);
+    if (step % c.checkpoint_every == 0 || step == c.total_steps || stop_now) checkpoint(step);
+    if (step % c.eval_every == 0 && step < c.total_steps) {
+      const double t0 = now_seconds();
+      auto eval = evaluate_pretrained(*model, c, data, /*full=*/false);
+      metrics << nlohmann::json{{"step", step}, {"eval", eval}, {"eval_seconds", now_seconds() - t0}}.dump() << std::endl;
+      std::cerr << "[eval] step " << step << ": " << eval.dump() << std::endl;
+      window_start = now_seconds();
+    }
+    if (stop_now) break;
+  }
+  outcome.step = step;
+  outcome.finished = step >= c.total_steps;
+  if (outcome.finished && run.export_when_done) {
+    std::cerr << "[pretrain] final evaluation..." << std::endl;
+    auto eval = evaluate_pretrained(*model, c, data, /*full=*/true);
+    metrics << nlohmann::json{{"step", step}, {"eval", eval}, {"final", true}}.dump() << std::endl;
+    std::map<std::string, torch::Tensor> weights;
+    for (const auto& [name, t] : master) weights[name] = t.detach();
+    export_pretrained(c, data, weights, eval,
+                      {{"steps", step}, {"tokens_seen", tokens_seen}, {"trained_seconds", trained_seconds},
+                       {"config", c.source}, {"parameters", model->parameter_count()}});
+    outcome.last_eval = eval;
+    std::cerr << "[pretrain] exported to " << c.output_dir << ": " << eval.dump() << std::endl;
+  }
+  return outcome;
+}
+
+}  // namespace echokv
