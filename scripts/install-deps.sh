@@ -9,6 +9,8 @@ PACKAGES=(
   libsentencepiece-dev sentencepiece
   libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev
+  # English text for the testbed model's corpus (echokv-train pretrain)
+  dict-gcide dict-wn dict-foldoc dict-jargon fortunes
 )
 
 missing=()

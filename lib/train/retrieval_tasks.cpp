@@ -104,14 +104,22 @@ TaskSample TaskGenerator::needle(std::mt19937_64& rng, int64_t length, int needl
   for (int i = 0; i < n; ++i) values.push_back(random_value(rng));
   std::uniform_int_distribution<int> ask_pick(0, n - 1);
   const int ask = ask_pick(rng);
-  std::vector<std::vector<int64_t>> facts;
-  for (int i = 0; i < n; ++i) facts.push_back(enc("The " + kind + " of " + keys[i] + " is " + values[i] + "."));
-  std::shuffle(facts.begin(), facts.end(), rng);
   const std::string question = "\nQuestion: What is the " + kind + " of " + keys[ask] + "?\nAnswer: The " + kind +
                                " of " + keys[ask] + " is";
   auto prefix = enc(question);
   auto full = enc(question + " " + values[ask]);
   const size_t p = common_prefix(prefix, full);
+  // The asked fact always; distractors while they fit in the sample.
+  std::vector<std::vector<int64_t>> facts = {enc("The " + kind + " of " + keys[ask] + " is " + values[ask] + ".")};
+  int64_t used = 1 + static_cast<int64_t>(full.size() + facts[0].size());
+  for (int i = 0; i < n; ++i) {
+    if (i == ask) continue;
+    auto f = enc("The " + kind + " of " + keys[i] + " is " + values[i] + ".");
+    if (used + static_cast<int64_t>(f.size()) > length) break;
+    used += static_cast<int64_t>(f.size());
+    facts.push_back(std::move(f));
+  }
+  std::shuffle(facts.begin(), facts.end(), rng);
   return assemble(rng, length, facts, std::vector<int64_t>(full.begin(), full.begin() + p),
                   std::vector<int64_t>(full.begin() + p, full.end()));
 }
@@ -129,6 +137,10 @@ TaskSample TaskGenerator::chain(std::mt19937_64& rng, int64_t length) const {
   auto prefix = enc(question);
   auto full = enc(question + " " + value);
   const size_t p = common_prefix(prefix, full);
+  // Drop the distractor chain when the sample is too short for it.
+  int64_t used = 1 + static_cast<int64_t>(full.size());
+  for (const auto& f : facts) used += static_cast<int64_t>(f.size());
+  if (used > length) facts.resize(2);
   // The definition of a must come before b's in the text for the chain to read naturally.
   return assemble(rng, length, facts, std::vector<int64_t>(full.begin(), full.begin() + p),
                   std::vector<int64_t>(full.begin() + p, full.end()));
