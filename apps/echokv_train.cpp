@@ -19,12 +19,18 @@ int main(int argc, char** argv) {
     pre->add_option("--max-steps", run.max_steps_this_run, "stop after this many steps in this run (checkpointed)");
     pre->add_option("--max-minutes", run.max_seconds_this_run, "stop after this many minutes in this run (checkpointed)")
         ->transform([](std::string v) { return std::to_string(std::stod(v) * 60.0); });
+    auto* exp = app.add_subcommand("export", "evaluate the latest checkpoint and write the model folder + card");
+    exp->add_option("--config", config_path, "YAML config")->required();
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
     }
     auto config = echokv::PretrainConfig::load(config_path);
+    if (exp->parsed()) {
+      echokv::export_latest_checkpoint(config);
+      return 0;
+    }
     auto outcome = echokv::run_pretrain(config, run);
     std::cerr << "[pretrain] " << (outcome.finished ? "finished" : "paused") << " at step " << outcome.step << std::endl;
     return 0;

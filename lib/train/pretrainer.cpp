@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "model/random_model.h"
 #include "model/train_forward.h"
+#include "train/model_card.h"
 
 namespace echokv {
 
@@ -185,6 +186,28 @@ void export_pretrained(const PretrainConfig& c, const PretrainData& data,
   fs::copy_file(data.tokenizer_path, join_path(c.output_dir, "tokenizer.model"), fs::copy_options::overwrite_existing);
   write_text_atomic(join_path(c.output_dir, "training_summary.json"),
                     nlohmann::json{{"eval", eval}, {"training", summary}}.dump(2) + "\n");
+  auto model = LlamaModel::from_tensors(mc, weights, torch::kCPU, torch::kFloat32, c.output_dir);
+  auto samples = greedy_samples(*model, *data.tokenizer,
+                                {"The meaning of the word", "A computer program is", "In the morning the old king",
+                                 "Question: What is a river?\nAnswer:"},
+                                48);
+  write_text_atomic(join_path(c.output_dir, "README.md"), model_card_markdown(c, eval, summary, samples));
+}
+
+void export_latest_checkpoint(const PretrainConfig& c) {
+  configure_threads(c.threads);
+  PretrainData data = prepare_pretrain_data(c);
+  nlohmann::json state;
+  auto weights = load_latest_checkpoint(c.work_dir, &state);
+  if (weights.empty()) fail(c.work_dir, "no checkpoint to export (run echokv-train pretrain first)");
+  auto model = LlamaModel::from_tensors(c.model, weights, torch::kCPU, torch::kFloat32, c.work_dir);
+  std::cerr << "[export] evaluating step " << state.value("step", int64_t{0}) << "..." << std::endl;
+  auto eval = evaluate_pretrained(*model, c, data, /*full=*/true);
+  export_pretrained(c, data, weights, eval,
+                    {{"steps", state.value("step", int64_t{0})}, {"tokens_seen", state.value("tokens_seen", int64_t{0})},
+                     {"trained_seconds", state.value("trained_seconds", 0.0)}, {"config", c.source},
+                     {"parameters", model->parameter_count()}});
+  std::cerr << "[export] wrote " << c.output_dir << ": " << eval.dump() << std::endl;
 }
 
 PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& run) {

@@ -36,6 +36,9 @@ void export_pretrained(const PretrainConfig& config, const PretrainData& data,
                        const std::map<std::string, torch::Tensor>& weights, const nlohmann::json& eval,
                        const nlohmann::json& training_summary);
 
+// Evaluates the latest checkpoint fully and exports it (card included), without training.
+void export_latest_checkpoint(const PretrainConfig& config);
+
 // Loads the latest checkpoint's weights ({} if none) and its state.json.
 std::map<std::string, torch::Tensor> load_latest_checkpoint(const std::string& work_dir, nlohmann::json* state);
 

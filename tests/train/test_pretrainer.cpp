@@ -103,6 +103,9 @@ TEST(Pretrainer, LossGoesDownOnATinyConfig) {
   EXPECT_TRUE(file_exists(dir.file("out/config.json")));
   EXPECT_TRUE(file_exists(dir.file("out/model.safetensors")));
   EXPECT_TRUE(file_exists(dir.file("out/tokenizer.model")));
+  const std::string card = read_text_file(dir.file("out/README.md"));
+  EXPECT_NE(card.find("Held-out perplexity"), std::string::npos);
+  EXPECT_NE(card.find("| 192 |"), std::string::npos);  // the retrieval row of the evaluated length
   ASSERT_TRUE(outcome.last_eval.contains("heldout_ppl"));
   const double ppl = outcome.last_eval["heldout_ppl"].get<double>();
   std::cerr << "held-out perplexity after 30 steps: " << ppl << "\n";
