@@ -165,6 +165,24 @@ nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig
     return static_cast<double>(right) / samples;
   };
   const int64_t samples = full ? c.eval_retrieval_samples : std::max<int64_t>(8, c.eval_retrieval_samples / 4);
+  // Induction diagnostic: how much of a repeated passage the model copies (per token and whole).
+  {
+    int64_t tokens_right = 0, tokens_total = 0, whole = 0;
+    const int64_t len = c.eval_retrieval_lengths.empty() ? 256 : c.eval_retrieval_lengths.front();
+    for (int64_t i = 0; i < samples; ++i) {
+      auto rng = step_rng(c.seed ^ 0xc0b1, len, i);
+      TaskSample s = gen.copy(rng, len + 1);
+      auto pred = training_logits(model, make_batch({s}).inputs).argmax(-1)[0];
+      int64_t right = 0;
+      for (int64_t p : s.answer_positions) right += pred[p - 1].item<int64_t>() == s.tokens[p];
+      tokens_right += right;
+      tokens_total += static_cast<int64_t>(s.answer_positions.size());
+      whole += right == static_cast<int64_t>(s.answer_positions.size());
+    }
+    out["copy"] = {{"length", len},
+                   {"token_accuracy", static_cast<double>(tokens_right) / std::max<int64_t>(1, tokens_total)},
+                   {"exact", static_cast<double>(whole) / samples}};
+  }
   for (int64_t len : c.eval_retrieval_lengths) {
     if (!full && len > 1024) continue;
     out["retrieval"]["single_needle"][std::to_string(len)] = accuracy("needle", len, 1, samples);
