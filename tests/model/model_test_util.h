@@ -21,6 +21,23 @@ inline ModelConfig tiny_config(const std::string& type = "llama") {
   return c;
 }
 
+// Hands `visit` the keys/values [B, H, n, D] in blocks of `block` positions starting at 0.
+inline void visit_in_blocks(const torch::Tensor& k, const torch::Tensor& v, int64_t block,
+                            const std::function<void(const KVBlock&)>& visit) {
+  const int64_t n = k.size(2);
+  for (int64_t s = 0; s < n; s += block) {
+    const int64_t len = std::min(block, n - s);
+    KVBlock b;
+    b.k = k.narrow(2, s, len);
+    b.v = v.narrow(2, s, len);
+    b.positions = torch::arange(s, s + len, torch::kInt64);
+    b.min_position = s;
+    b.max_position = s + len - 1;
+    b.is_only = len == n;
+    visit(b);
+  }
+}
+
 // A cache that stores like FullCache but hands attention its tokens in blocks of `block`
 // positions (not flagged is_only), forcing the multi-block online-softmax path.
 class BlockSplitCache : public KVCache {
@@ -31,18 +48,12 @@ class BlockSplitCache : public KVCache {
     inner_->append(layer, k, v, pos);
   }
   void for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) override {
-    auto k = inner_->keys(layer), v = inner_->values(layer);
-    const int64_t n = k.size(2);
-    for (int64_t s = 0; s < n; s += block_) {
-      const int64_t len = std::min(block_, n - s);
-      KVBlock b;
-      b.k = k.narrow(2, s, len);
-      b.v = v.narrow(2, s, len);
-      b.positions = torch::arange(s, s + len, torch::kInt64);
-      b.min_position = s;
-      b.max_position = s + len - 1;
-      visit(b);
-    }
+    // Never flagged is_only, even when one block covers everything.
+    visit_in_blocks(inner_->keys(layer), inner_->values(layer), block_, [&](const KVBlock& b) {
+      KVBlock copy = b;
+      copy.is_only = false;
+      visit(copy);
+    });
   }
   void advance(int64_t t) override { inner_->advance(t); }
   int64_t bytes() const override { return inner_->bytes(); }

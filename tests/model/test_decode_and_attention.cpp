@@ -70,19 +70,7 @@ TEST(Attention, SlidingWindowMatchesHandComputedSoftmax) {
   for (int64_t block_size : {t, int64_t{2}}) {
     auto out = attend_blocks(
         q, qpos,
-        [&](const std::function<void(const KVBlock&)>& visit) {
-          for (int64_t s = 0; s < t; s += block_size) {
-            const int64_t len = std::min(block_size, t - s);
-            KVBlock b;
-            b.k = k.narrow(2, s, len);
-            b.v = v.narrow(2, s, len);
-            b.positions = torch::arange(s, s + len, torch::kInt64);
-            b.min_position = s;
-            b.max_position = s + len - 1;
-            b.is_only = block_size == t;
-            visit(b);
-          }
-        },
+        [&](const std::function<void(const KVBlock&)>& visit) { visit_in_blocks(k, v, block_size, visit); },
         opt);
     for (int64_t h = 0; h < 2; ++h) {
       for (int64_t i = 0; i < t; ++i) {
