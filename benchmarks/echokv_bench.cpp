@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "CPU threads (0 = ECHOKV_THREADS or all cores)");
     echokv::register_model_bench(app, threads);
     echokv::register_tokenizer_bench(app);
+    echokv::register_train_step_bench(app, threads);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
