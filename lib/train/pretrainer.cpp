@@ -249,6 +249,8 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts.weight_decay(c.weight_decay)));
   groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(opts.weight_decay(0.0)));
+  std::vector<torch::Tensor> all_params(decay);
+  all_params.insert(all_params.end(), no_decay.begin(), no_decay.end());
   torch::optim::AdamW optimizer(std::move(groups));
   int64_t step = 0;
   double trained_seconds = 0;
@@ -299,8 +301,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
       loss.backward();
       step_loss += loss.item<double>();
     }
-    torch::nn::utils::clip_grad_norm_(optimizer.param_groups()[0].params(), c.grad_clip);
-    torch::nn::utils::clip_grad_norm_(optimizer.param_groups()[1].params(), c.grad_clip);
+    torch::nn::utils::clip_grad_norm_(all_params, c.grad_clip);  // one global norm over every weight
     optimizer.step();
     ++step;
     ++steps_this_run;
