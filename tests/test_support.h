@@ -1,12 +1,17 @@
 // Shared helpers for tests: where ../shared lives, temporary folders, tensor comparison.
 #pragma once
+#include <array>
+#include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include "core/error.h"
 
 namespace echokv::testing {
 
@@ -44,6 +49,34 @@ class TempDir {
  private:
   std::string path_;
 };
+
+struct CommandRun {
+  int status = 0;
+  std::string out;  // stdout + stderr
+};
+
+// Runs build/bin/<binary> with `args` (shell words), capturing stdout and stderr.
+inline CommandRun run_binary(const std::string& binary, const std::string& args) {
+  const std::string cmd = std::string(ECHOKV_BINARY_DIR) + "/bin/" + binary + " " + args + " 2>&1";
+  CommandRun r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed: " + cmd);
+  std::array<char, 4096> buf{};
+  while (fgets(buf.data(), buf.size(), p)) r.out += buf.data();
+  r.status = pclose(p);
+  return r;
+}
+
+// The message of the echokv::Error `f` throws, or "" when it throws none (any other
+// exception propagates and fails the test).
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const echokv::Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();

@@ -15,15 +15,6 @@ using namespace echokv::testing;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(ModelLoad, StoredFloat16IsUpcastAndMatchesFloat32) {
   TempDir dir;
   auto cfg = tiny_config();

@@ -1,0 +1,40 @@
+// Calibration token sequences for head analysis (and later reconstructor training), from one
+// of three sources, deterministic given the config's seed:
+//   samples - the model's own text: sequence i is sampled from BOS at the configured
+//             temperature with seed + i (useful when no tokenizer exists, e.g. stories260K);
+//   ids     - rows of an int tensor in a safetensors file ([N, T] or [T]);
+//   text    - plain-text or JSONL ("text" field) files, tokenized, documents joined by EOS,
+//             sequence i = BOS + a span at a seeded random offset.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "analysis/analyze_config.h"
+#include "model/llama.h"
+
+namespace echokv {
+
+class CalibrationData {
+ public:
+  CalibrationData(const AnalyzeConfig& config, LlamaModel& model);
+  int64_t size() const { return count_; }
+  // Sequence i (0 <= i < size()), token ids starting with BOS.
+  std::vector<int64_t> sequence(int64_t i);
+  std::string describe() const;
+
+ private:
+  const AnalyzeConfig& config_;
+  LlamaModel& model_;
+  int64_t count_ = 0;
+  int64_t bos_ = 1;
+  std::vector<std::vector<int64_t>> rows_;  // ids source
+  std::vector<int32_t> stream_;             // text source
+  std::vector<int64_t> offsets_;            // text source
+};
+
+// Reads documents from plain-text or JSONL files (JSONL: each line an object with a string
+// "text"); errors name the file and line.
+std::vector<std::string> read_text_documents(const std::string& path);
+
+}  // namespace echokv
