@@ -70,19 +70,34 @@ TEST_P(ReferenceFixture, ChunkedPrefillMatchesOneShot) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceFixture,
                          ::testing::Values("llama-gqa-f32-sharded", "llama-mha-bf16-tied"));
 
+// stories260K's logits reach |26|, and the fixture's own float32 rounding shows at that scale:
+// evaluating the same weights in float64 (exact arithmetic for this purpose) differs from the
+// stored logits by up to 1.3e-4 on an AMD EPYC / OpenBLAS-Haswell machine, so no correct
+// float32 implementation can promise 1e-4 to the fixture on every CPU. The contract checked:
+// the fixture agrees with exact arithmetic within 2 x 1e-4, and our float32 logits are within
+// 1e-4 of the fixture beyond the fixture's own measured deviation from exact arithmetic.
 TEST(Stories260K, SampledLogitsMatchReference) {
   const std::string dir = require_fixture("fixtures/reference/stories260K");
   auto model = LlamaModel::load(dir);
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& [name, w] : model->named_tensors()) weights[name] = w;
+  auto exact_model = LlamaModel::from_tensors(model->config(), weights, torch::kCPU, torch::kFloat64);
   auto expected = load_safetensors(dir + "/expected.safetensors");
   auto ids = expected.at("sampled_ids");          // [4, 256]
   auto want = expected.at("sampled_logits");      // [4, 256, 512]
+  std::vector<torch::Tensor> exact_rows;
   for (int64_t row = 0; row < ids.size(0); ++row) {
-    auto logits = full_logits(*model, ids[row]);
-    EXPECT_LE(max_abs_diff(logits, want[row]), kF32Tolerance) << "sequence " << row;
+    auto exact = full_logits(*exact_model, ids[row]);
+    const double fixture_noise = max_abs_diff(exact, want[row]);
+    EXPECT_LE(fixture_noise, 2 * kF32Tolerance) << "sequence " << row;
+    EXPECT_LE(max_abs_diff(full_logits(*model, ids[row]), want[row]), kF32Tolerance + fixture_noise)
+        << "sequence " << row;
+    exact_rows.push_back(exact);
   }
   // Batched forward (B=4) gives the same numbers.
+  const double fixture_noise = max_abs_diff(torch::stack(exact_rows), want);
   auto cache = make_full_cache(*model, ids.size(1), ids.size(0));
-  EXPECT_LE(max_abs_diff(model->forward(ids, *cache), want), kF32Tolerance);
+  EXPECT_LE(max_abs_diff(model->forward(ids, *cache), want), kF32Tolerance + fixture_noise);
 }
 
 TEST(Stories260K, GreedyFromBosMatchesReference) {
