@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
     auto model = echokv::LlamaModel::load(config.model, lo);
     std::cerr << "[analyze] " << config.model << " on " << config.device << " (" << config.dtype << "), " << threads
               << " threads" << std::endl;
-    echokv::CalibrationData data(config, *model);
+    echokv::CalibrationData data(config.calibration, config.model, *model);
     auto collected = echokv::collect_kv_statistics(config, *model, data, out_dir);
     echokv::AnalysisContext ctx;
     ctx.model_path = config.model;

@@ -1,10 +1,11 @@
-// echokv-train: `pretrain` trains the testbed model from a YAML config (resumable).
+// echokv-train: `pretrain` trains the testbed model; `echo` trains EchoKV reconstructors (both resumable).
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/common.h"
 #include "core/runtime.h"
+#include "train/echo_trainer.h"
 #include "train/pretrainer.h"
 
 int main(int argc, char** argv) {
@@ -21,10 +22,20 @@ int main(int argc, char** argv) {
         ->transform([](std::string v) { return std::to_string(std::stod(v) * 60.0); });
     auto* exp = app.add_subcommand("export", "evaluate the latest checkpoint and write the model folder + card");
     exp->add_option("--config", config_path, "YAML config")->required();
+    echokv::EchoRunOptions echo_run;
+    auto* echo = app.add_subcommand("echo", "train EchoKV reconstructors, stage 1 (KV-MSE) then stage 2 (O-MSE); resumable");
+    echo->add_option("--config", config_path, "YAML config, e.g. configs/echo/stories260k-r0.5.yaml")->required();
+    echo->add_option("--max-steps", echo_run.max_steps_this_run, "stop after this many steps in this run (checkpointed)");
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
+    }
+    if (echo->parsed()) {
+      auto outcome = echokv::run_echo_training(echokv::EchoTrainConfig::load(config_path), echo_run);
+      std::cerr << "[echo] " << (outcome.finished ? "finished" : "paused") << " at stage " << outcome.stage << " step "
+                << outcome.step << std::endl;
+      return 0;
     }
     auto config = echokv::PretrainConfig::load(config_path);
     if (exp->parsed()) {

@@ -42,11 +42,13 @@ std::vector<std::string> read_text_documents(const std::string& path) {
   return docs;
 }
 
-CalibrationData::CalibrationData(const AnalyzeConfig& config, LlamaModel& model) : config_(config), model_(model) {
-  const auto& c = config.calibration;
+CalibrationData::CalibrationData(const CalibrationConfig& config, const std::string& model_dir, LlamaModel& model,
+                                 int64_t extra)
+    : config_(config), model_(model) {
+  const auto& c = config_;
   const auto& mc = model.config();
   if (!mc.bos_token_ids.empty()) bos_ = mc.bos_token_ids[0];
-  count_ = c.sequences;
+  count_ = c.sequences + extra;
   if (c.source == "ids") {
     auto file = SafetensorsFile::open(c.ids_file);
     if (!file->contains(c.ids_tensor)) fail(c.ids_file, "no tensor named '" + c.ids_tensor + "'");
@@ -57,13 +59,15 @@ CalibrationData::CalibrationData(const AnalyzeConfig& config, LlamaModel& model)
     if (t.min().item<int64_t>() < 0 || t.max().item<int64_t>() >= mc.vocab_size)
       fail(c.ids_file, "tensor '" + c.ids_tensor + "' holds ids outside the model's vocabulary");
     const int64_t len = std::min<int64_t>(t.size(1), c.seq_len);
-    count_ = std::min<int64_t>(t.size(0), c.sequences);
+    if (t.size(0) < count_)
+      fail(c.ids_file, "tensor '" + c.ids_tensor + "' has " + std::to_string(t.size(0)) + " rows, " +
+                           std::to_string(count_) + " sequences are needed");
     for (int64_t i = 0; i < count_; ++i) {
       auto row = t[i].slice(0, 0, len).contiguous();
       rows_.emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + len);
     }
   } else if (c.source == "text") {
-    const std::string tok_path = c.tokenizer.empty() ? config.model : c.tokenizer;
+    const std::string tok_path = c.tokenizer.empty() ? model_dir : c.tokenizer;
     auto tokenizer = load_tokenizer(tok_path);
     const auto eos = tokenizer->eos_id();
     for (const auto& f : c.files)
@@ -81,7 +85,7 @@ CalibrationData::CalibrationData(const AnalyzeConfig& config, LlamaModel& model)
 }
 
 std::vector<int64_t> CalibrationData::sequence(int64_t i) {
-  const auto& c = config_.calibration;
+  const auto& c = config_;
   if (c.source == "ids") return rows_.at(i);
   if (c.source == "text") {
     std::vector<int64_t> ids{bos_};
@@ -89,7 +93,9 @@ std::vector<int64_t> CalibrationData::sequence(int64_t i) {
     for (int64_t j = 0; j < c.seq_len - 1; ++j) ids.push_back(stream_[off + j]);
     return ids;
   }
-  // samples: the model's own continuation of BOS.
+  // samples: the model's own continuation of BOS, generated once.
+  if (int64_t(samples_.size()) <= i) samples_.resize(i + 1);
+  if (!samples_[i].empty()) return samples_[i];
   auto cache = make_full_cache(model_, c.seq_len);
   GenerateOptions g;
   g.max_new_tokens = c.seq_len - 1;
@@ -99,11 +105,12 @@ std::vector<int64_t> CalibrationData::sequence(int64_t i) {
   auto result = generate(model_, *cache, {bos_}, g);
   std::vector<int64_t> ids{bos_};
   ids.insert(ids.end(), result.tokens.begin(), result.tokens.end());
+  samples_[i] = ids;
   return ids;
 }
 
 std::string CalibrationData::describe() const {
-  const auto& c = config_.calibration;
+  const auto& c = config_;
   std::ostringstream o;
   if (c.source == "samples")
     o << count_ << " sequences of " << c.seq_len << " tokens sampled by the model from BOS (temperature "

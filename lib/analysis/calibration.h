@@ -17,14 +17,16 @@ namespace echokv {
 
 class CalibrationData {
  public:
-  CalibrationData(const AnalyzeConfig& config, LlamaModel& model);
+  // `extra` more sequences beyond calibration.sequences (e.g. a validation split).
+  CalibrationData(const CalibrationConfig& config, const std::string& model_dir, LlamaModel& model, int64_t extra = 0);
   int64_t size() const { return count_; }
   // Sequence i (0 <= i < size()), token ids starting with BOS.
   std::vector<int64_t> sequence(int64_t i);
   std::string describe() const;
 
  private:
-  const AnalyzeConfig& config_;
+  CalibrationConfig config_;
+  std::vector<std::vector<int64_t>> samples_;  // samples source: generated once, kept
   LlamaModel& model_;
   int64_t count_ = 0;
   int64_t bos_ = 1;

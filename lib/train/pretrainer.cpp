@@ -15,6 +15,7 @@
 #include "model/random_model.h"
 #include "model/train_forward.h"
 #include "train/model_card.h"
+#include "train/training_checkpoint.h"
 
 namespace echokv {
 
@@ -96,37 +97,16 @@ std::string checkpoints_dir(const std::string& work) { return join_path(work, "c
 
 void save_checkpoint(const std::string& work, int64_t step, const std::map<std::string, torch::Tensor>& master,
                      torch::optim::AdamW& optimizer, const nlohmann::json& state) {
-  const std::string root = checkpoints_dir(work);
-  const std::string name = "step-" + std::to_string(step);
-  const std::string dir = join_path(root, name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
   std::vector<std::pair<std::string, torch::Tensor>> list(master.begin(), master.end());
-  save_safetensors(join_path(dir, "weights.safetensors"), list);
-  write_file_atomic(join_path(dir, "optimizer.pt"), [&](const std::string& tmp) { torch::save(optimizer, tmp); });
-  write_text_atomic(join_path(dir, "state.json"), state.dump(2) + "\n");
-  const std::string latest = join_path(root, "latest");
-  std::string previous;
-  if (file_exists(latest)) previous = read_text_file(latest);
-  write_text_atomic(latest, name);
-  if (!previous.empty() && previous != name) fs::remove_all(join_path(root, previous));
+  save_training_checkpoint(checkpoints_dir(work), "step-" + std::to_string(step), list, optimizer, state);
 }
 
 }  // namespace
 
 std::map<std::string, torch::Tensor> load_latest_checkpoint(const std::string& work, nlohmann::json* state) {
-  const std::string latest = join_path(checkpoints_dir(work), "latest");
-  if (!file_exists(latest)) return {};
-  const std::string dir = join_path(checkpoints_dir(work), read_text_file(latest));
-  auto weights = load_safetensors(join_path(dir, "weights.safetensors"));
-  if (state) {
-    try {
-      *state = nlohmann::json::parse(read_text_file(join_path(dir, "state.json")));
-    } catch (const nlohmann::json::exception& e) {
-      fail(join_path(dir, "state.json"), std::string("not valid JSON: ") + e.what());
-    }
-  }
-  return weights;
+  const std::string dir = latest_training_checkpoint(checkpoints_dir(work));
+  if (dir.empty()) return {};
+  return load_training_checkpoint(dir, state);
 }
 
 nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig& c, const PretrainData& data, bool full) {

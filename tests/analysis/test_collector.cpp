@@ -47,7 +47,7 @@ TEST(Collector, StatisticsOfStories260KMatchDirectCaptureAndResume) {
   TempDir tmp;
   auto config = AnalyzeConfig::load(write_config(tmp, model_dir));
   auto model = LlamaModel::load(model_dir);
-  CalibrationData data(config, *model);
+  CalibrationData data(config.calibration, config.model, *model);
   ASSERT_EQ(data.size(), 4);
   CollectOptions quiet;
   quiet.progress = false;

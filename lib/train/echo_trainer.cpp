@@ -1,0 +1,317 @@
+#include "train/echo_trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "analysis/calibration.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "core/runtime.h"
+#include "io/model_fingerprint.h"
+#include "train/echo_objectives.h"
+#include "train/training_checkpoint.h"
+
+namespace echokv {
+
+namespace {
+namespace fs = std::filesystem;
+
+double cosine_lr(double lr, int64_t step, int64_t total) {
+  if (total <= 1) return lr;
+  return 0.5 * lr * (1.0 + std::cos(M_PI * double(step) / double(total)));
+}
+
+std::string format_seconds(double s) {
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
+  else if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
+  else std::snprintf(buf, sizeof buf, "%.0fs", s);
+  return buf;
+}
+
+HeadPlan make_plan(const EchoTrainConfig& c, const ModelConfig& mc) {
+  const PlanShape shape{mc.num_hidden_layers, mc.num_key_value_heads, mc.head_dim};
+  if (!c.plan_file.empty()) {
+    auto plan = HeadPlan::load(c.plan_file);
+    if (plan.shape.num_layers != shape.num_layers || plan.shape.num_kv_heads != shape.num_kv_heads ||
+        plan.shape.head_dim != shape.head_dim)
+      fail(c.plan_file, "plan is for " + std::to_string(plan.shape.num_layers) + " layers x " +
+                            std::to_string(plan.shape.num_kv_heads) + " KV heads x " +
+                            std::to_string(plan.shape.head_dim) + ", the model " + c.model + " has " +
+                            std::to_string(shape.num_layers) + " x " + std::to_string(shape.num_kv_heads) + " x " +
+                            std::to_string(shape.head_dim));
+    return plan;
+  }
+  return HeadPlan::paper_for_ratio(shape, c.plan_ratio,
+                                   c.plan_granularity > 0 ? c.plan_granularity : std::max<int64_t>(1, mc.head_dim / 2));
+}
+
+// Per-layer validation: KV-MSE for K and V, O-MSE; means over validation sequences.
+nlohmann::json validate(LlamaModel& model, const Reconstructor& r, const RebuildFn& rebuild, CalibrationData& data,
+                        int64_t first, int64_t count, const EchoTrainConfig& c) {
+  torch::NoGradGuard ng;
+  const int L = int(model.config().num_hidden_layers);
+  std::vector<double> k_mse(L, 0), v_mse(L, 0), o_mse(L, 0), k_var(L, 0), v_var(L, 0);
+  for (int64_t s = 0; s < count; ++s) {
+    auto t = run_teacher(model, data.sequence(first + s));
+    for (int l = 0; l < L; ++l) {
+      bool any = false;
+      for (KVKind kind : {KVKind::Key, KVKind::Value}) {
+        if (!r.compressed(l, kind)) continue;
+        any = true;
+        auto& acc = kind == KVKind::Key ? k_mse : v_mse;
+        acc[l] += kv_mse(r, rebuild, l, kind, t, c.sink_tokens).item<double>() / double(count);
+        auto target = t.features(kind)[l].index_select(-1, r.dropped_index(l, kind)).slice(0, c.sink_tokens);
+        (kind == KVKind::Key ? k_var : v_var)[l] += target.var(0, false).mean().item<double>() / double(count);
+      }
+      if (any) o_mse[l] += output_mse(model, r, rebuild, l, t, c.sink_tokens, c.recent_tokens).item<double>() / double(count);
+    }
+  }
+  auto nan_if_global = [&](std::vector<double> v, KVKind kind) {
+    nlohmann::json out = nlohmann::json::array();
+    for (int l = 0; l < L; ++l) {
+      const bool comp = kind == KVKind(-1) ? (r.compressed(l, KVKind::Key) || r.compressed(l, KVKind::Value))
+                                           : r.compressed(l, kind);
+      out.push_back(comp ? nlohmann::json(v[l]) : nlohmann::json(nullptr));
+    }
+    return out;
+  };
+  auto mean_of = [&](const std::vector<double>& v, KVKind kind) {
+    double s = 0;
+    int n = 0;
+    for (int l = 0; l < L; ++l) {
+      const bool comp = kind == KVKind(-1) ? (r.compressed(l, KVKind::Key) || r.compressed(l, KVKind::Value))
+                                           : r.compressed(l, kind);
+      if (comp) s += v[l], ++n;
+    }
+    return n ? s / n : 0.0;
+  };
+  return {{"k_mse", nan_if_global(k_mse, KVKind::Key)},
+          {"v_mse", nan_if_global(v_mse, KVKind::Value)},
+          {"o_mse", nan_if_global(o_mse, KVKind(-1))},
+          {"k_variance", nan_if_global(k_var, KVKind::Key)},
+          {"v_variance", nan_if_global(v_var, KVKind::Value)},
+          {"mean_k_mse", mean_of(k_mse, KVKind::Key)},
+          {"mean_v_mse", mean_of(v_mse, KVKind::Value)},
+          {"mean_o_mse", mean_of(o_mse, KVKind(-1))},
+          {"sequences", count}};
+}
+
+void append_jsonl(const std::string& path, const nlohmann::json& j) {
+  std::ofstream out(path, std::ios::app);
+  out << j.dump() << "\n";
+}
+
+std::string summary_markdown(const EchoTrainConfig& c, const Reconstructor& r, const nlohmann::json& v,
+                             double seconds) {
+  std::ostringstream md;
+  const auto& plan = r.plan();
+  md << "# EchoKV reconstructors: " << c.model << "\n\n";
+  md << "- Plan: " << plan.strategy << " (" << plan.notes << "), stored ratio " << plan.ratio() << "\n";
+  md << "- Reconstructors: " << r.parameter_count() << " parameters, bias " << (r.has_bias() ? "on" : "off") << "\n";
+  md << "- Stages: " << c.stage1.steps << " steps KV-MSE (lr " << c.stage1.lr << "), " << c.stage2.steps
+     << " steps O-MSE (lr " << c.stage2.lr << "), AdamW, cosine decay, no warmup, batch 1 x " << c.data.seq_len
+     << " tokens; exact sink " << c.sink_tokens << " + recent " << c.recent_tokens << " in the O-MSE attention\n";
+  md << "- Config: `" << c.source << "`; training time " << format_seconds(seconds) << " (this run)\n\n";
+  md << "## Validation (mean over compressed layers, " << v["baseline_zeros"]["sequences"] << " held-out sequences)\n\n";
+  md << "| reconstruction | K MSE | V MSE | O-MSE |\n|---|---|---|---|\n";
+  for (const auto& [name, key] : std::vector<std::pair<std::string, std::string>>{
+           {"none (zeros)", "baseline_zeros"}, {"copy of the global layer", "baseline_copy"},
+           {"initial (untrained)", "initial"}, {"after stage 1 (KV-MSE)", "stage1"}, {"after stage 2 (O-MSE)", "stage2"}}) {
+    if (!v.contains(key)) continue;
+    md << "| " << name << " | " << v[key]["mean_k_mse"].get<double>() << " | " << v[key]["mean_v_mse"].get<double>()
+       << " | " << v[key]["mean_o_mse"].get<double>() << " |\n";
+  }
+  md << "\n## Per layer\n\n| layer | K MSE s1 | K MSE s2 | V MSE s1 | V MSE s2 | O-MSE zeros | O-MSE copy | O-MSE s1 | O-MSE s2 |\n"
+        "|---|---|---|---|---|---|---|---|---|\n";
+  auto cell = [&](const char* key, const char* field, int l) -> std::string {
+    if (!v.contains(key) || v[key][field][l].is_null()) return "-";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4g", v[key][field][l].get<double>());
+    return buf;
+  };
+  for (int l = 0; l < plan.shape.num_layers; ++l)
+    md << "| " << l << " | " << cell("stage1", "k_mse", l) << " | " << cell("stage2", "k_mse", l) << " | "
+       << cell("stage1", "v_mse", l) << " | " << cell("stage2", "v_mse", l) << " | " << cell("baseline_zeros", "o_mse", l)
+       << " | " << cell("baseline_copy", "o_mse", l) << " | " << cell("stage1", "o_mse", l) << " | "
+       << cell("stage2", "o_mse", l) << " |\n";
+  return md.str();
+}
+}  // namespace
+
+EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions& options) {
+  configure_threads(c.threads);
+  LoadOptions lo;
+  lo.device = c.device;
+  lo.dtype = c.dtype;
+  auto model = LlamaModel::load(c.model, lo);
+  const auto& mc = model->config();
+  const int L = int(mc.num_hidden_layers);
+  const HeadPlan plan = make_plan(c, mc);
+  if (plan.is_full()) fail(c.source, "the plan keeps every layer whole: nothing to train");
+
+  fs::create_directories(c.output_dir);
+  const std::string ckpt_root = join_path(c.output_dir, "checkpoints");
+  const std::string metrics_path = join_path(c.output_dir, "metrics.jsonl");
+  const std::string validation_path = join_path(c.output_dir, "validation.json");
+
+  CalibrationData data(c.data, c.model, *model, c.validation_sequences);
+  const int64_t n_train = c.data.sequences, n_val = c.validation_sequences;
+
+  Reconstructor recon(plan, c.bias, c.init_seed, model->device());
+  for (auto& p : recon.parameters()) p.requires_grad_(true);
+
+  EchoRunOutcome outcome;
+  nlohmann::json validation = file_exists(validation_path) ? nlohmann::json::parse(read_text_file(validation_path))
+                                                           : nlohmann::json::object();
+  int stage = 1;
+  int64_t step = 0;
+  double trained_seconds = 0;
+  const std::string latest = latest_training_checkpoint(ckpt_root);
+  nlohmann::json state;
+  std::map<std::string, torch::Tensor> resume_weights;
+  if (!latest.empty()) {
+    resume_weights = load_training_checkpoint(latest, &state);
+    recon.load_tensors(resume_weights, join_path(latest, "weights.safetensors"));
+    stage = state.at("stage").get<int>();
+    step = state.at("step").get<int64_t>();
+    trained_seconds = state.value("trained_seconds", 0.0);
+    if (options.progress) std::cerr << "[echo] resuming at stage " << stage << " step " << step << std::endl;
+  }
+  auto save_validation = [&] { write_text_atomic(validation_path, validation.dump(2) + "\n"); };
+  if (!validation.contains("baseline_zeros")) {
+    if (options.progress) std::cerr << "[echo] validating baselines on " << n_val << " held-out sequences" << std::endl;
+    validation["baseline_zeros"] = validate(*model, recon, zeros_rebuild(recon), data, n_train, n_val, c);
+    validation["baseline_copy"] = validate(*model, recon, copy_global_rebuild(recon), data, n_train, n_val, c);
+    validation["initial"] = validate(*model, recon, trained_rebuild(recon), data, n_train, n_val, c);
+    save_validation();
+  }
+
+  int64_t steps_this_run = 0;
+  bool stopped = false;
+  const auto run_start = std::chrono::steady_clock::now();
+  while (stage <= 2 && !stopped) {
+    const auto& sc = c.stage(stage);
+    torch::optim::AdamW optimizer(recon.parameters(), torch::optim::AdamWOptions(sc.lr)
+                                                          .betas({c.beta1, c.beta2})
+                                                          .eps(c.eps)
+                                                          .weight_decay(c.weight_decay));
+    if (step > 0 && !latest.empty() && state.at("stage").get<int>() == stage)
+      torch::load(optimizer, join_path(latest, "optimizer.pt"));
+    // Data order: a seeded permutation per stage and epoch.
+    auto sequence_for = [&](int64_t s) {
+      const int64_t epoch = s / n_train;
+      std::vector<int64_t> order(n_train);
+      std::iota(order.begin(), order.end(), 0);
+      std::mt19937_64 rng(c.seed * 1000003ULL + uint64_t(stage) * 7919ULL + uint64_t(epoch));
+      std::shuffle(order.begin(), order.end(), rng);
+      return order[s % n_train];
+    };
+    auto checkpoint = [&](int64_t at) {
+      nlohmann::json st = {{"stage", stage}, {"step", at}, {"trained_seconds", trained_seconds}, {"config", c.source}};
+      save_training_checkpoint(ckpt_root, "stage" + std::to_string(stage) + "-step-" + std::to_string(at),
+                               recon.named_tensors(), optimizer, st);
+    };
+    const auto stage_start = std::chrono::steady_clock::now();
+    const int64_t first_step = step;
+    double loss_window = 0;
+    int64_t window_steps = 0, tokens = 0;
+    while (step < sc.steps) {
+      if (options.max_steps_this_run >= 0 && steps_this_run >= options.max_steps_this_run) {
+        stopped = true;
+        break;
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      for (auto& group : optimizer.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(cosine_lr(sc.lr, step, sc.steps));
+      const auto ids = data.sequence(sequence_for(step));
+      auto teacher = run_teacher(*model, ids);
+      optimizer.zero_grad();
+      const auto rebuild = trained_rebuild(recon);
+      double loss_value = 0;
+      for (int l = 0; l < L; ++l) {
+        // One layer's graph at a time: backward right away, gradients accumulate.
+        torch::Tensor loss;
+        if (stage == 1) {
+          for (KVKind kind : {KVKind::Key, KVKind::Value}) {
+            if (!recon.compressed(l, kind)) continue;
+            auto term = kv_mse(recon, rebuild, l, kind, teacher, c.sink_tokens);
+            loss = loss.defined() ? loss + term : term;
+          }
+        } else if (recon.compressed(l, KVKind::Key) || recon.compressed(l, KVKind::Value)) {
+          loss = output_mse(*model, recon, rebuild, l, teacher, c.sink_tokens, c.recent_tokens);
+        }
+        if (!loss.defined()) continue;
+        loss.backward();
+        loss_value += loss.item<double>();
+      }
+      optimizer.step();
+      ++step;
+      ++steps_this_run;
+      tokens += int64_t(ids.size());
+      trained_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      loss_window += loss_value;
+      ++window_steps;
+      if (step % c.log_every == 0 || step == sc.steps) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count();
+        const double rate = double(tokens) / std::max(elapsed, 1e-9);
+        const double eta = elapsed / double(step - first_step) *
+                           double((sc.steps - step) + (stage == 1 ? c.stage2.steps : 0));
+        append_jsonl(metrics_path, {{"stage", stage}, {"step", step}, {"loss", loss_window / window_steps},
+                                    {"lr", cosine_lr(sc.lr, step - 1, sc.steps)}, {"tokens_per_second", rate}});
+        if (options.progress)
+          std::fprintf(stderr, "[echo] stage %d step %lld/%lld loss %.5g | %.0f tok/s | ETA %s\n", stage,
+                       (long long)step, (long long)sc.steps, loss_window / window_steps, rate,
+                       format_seconds(eta).c_str());
+        loss_window = 0;
+        window_steps = 0;
+      }
+      if (step % c.checkpoint_every == 0 && step < sc.steps) checkpoint(step);
+    }
+    if (stopped) {
+      checkpoint(step);
+      break;
+    }
+    // Stage done: validate, checkpoint at the start of the next stage.
+    if (options.progress) std::cerr << "[echo] stage " << stage << " done; validating" << std::endl;
+    validation["stage" + std::to_string(stage)] = validate(*model, recon, trained_rebuild(recon), data, n_train, n_val, c);
+    save_validation();
+    append_jsonl(metrics_path, {{"stage", stage}, {"validation", validation["stage" + std::to_string(stage)]}});
+    ++stage;
+    step = 0;
+    if (stage <= 2) {
+      torch::optim::AdamW fresh(recon.parameters(), torch::optim::AdamWOptions(c.stage2.lr));
+      nlohmann::json st = {{"stage", stage}, {"step", 0}, {"trained_seconds", trained_seconds}, {"config", c.source}};
+      save_training_checkpoint(ckpt_root, "stage2-step-0", recon.named_tensors(), fresh, st);
+    }
+  }
+  outcome.stage = std::min(stage, 2);
+  outcome.step = step;
+  outcome.validation = validation;
+  if (stage > 2) {
+    outcome.finished = true;
+    nlohmann::json info = {{"base_model", c.model},
+                           {"base_model_fingerprint", model_fingerprint(c.model)},
+                           {"config", c.source},
+                           {"stage1_steps", c.stage1.steps},
+                           {"stage2_steps", c.stage2.steps},
+                           {"sink_tokens", c.sink_tokens},
+                           {"recent_tokens", c.recent_tokens},
+                           {"trained_seconds", trained_seconds},
+                           {"validation", validation}};
+    recon.save(c.output_dir, info);
+    write_text_atomic(join_path(c.output_dir, "summary.md"), summary_markdown(c, recon, validation, trained_seconds));
+    if (options.progress) std::cerr << "[echo] wrote " << c.output_dir << std::endl;
+  }
+  (void)run_start;
+  return outcome;
+}
+
+}  // namespace echokv
