@@ -7,6 +7,25 @@
 
 namespace echokv {
 
+void read_calibration(ConfigNode& n, CalibrationConfig& k, const std::string& section) {
+  const std::string& path = n.file();
+  k.source = n.get<std::string>("source", k.source);
+  if (k.source != "samples" && k.source != "ids" && k.source != "text")
+    fail(path, section + ".source must be samples, ids or text (got '" + k.source + "')");
+  k.sequences = n.get<int64_t>("sequences", k.sequences);
+  k.seq_len = n.get<int64_t>("seq_len", k.seq_len);
+  k.seed = n.get<uint64_t>("seed", k.seed);
+  k.temperature = n.get<double>("temperature", k.temperature);
+  k.ids_file = n.get<std::string>("ids_file", "");
+  k.ids_tensor = n.get<std::string>("ids_tensor", k.ids_tensor);
+  k.files = n.get<std::vector<std::string>>("files", {});
+  k.tokenizer = n.get<std::string>("tokenizer", "");
+  if (k.sequences <= 0 || k.seq_len < 2) fail(path, section + ".sequences must be positive and seq_len >= 2");
+  if (k.source == "ids" && k.ids_file.empty()) fail(path, section + ".source 'ids' needs " + section + ".ids_file");
+  if (k.source == "text" && k.files.empty()) fail(path, section + ".source 'text' needs " + section + ".files");
+  if (k.source == "samples" && !(k.temperature > 0)) fail(path, section + ".temperature must be > 0");
+}
+
 AnalyzeConfig AnalyzeConfig::load(const std::string& path) {
   auto root = ConfigNode::load_file(path);
   AnalyzeConfig c;
@@ -17,25 +36,10 @@ AnalyzeConfig AnalyzeConfig::load(const std::string& path) {
   c.threads = root.get<int>("threads", c.threads);
   if (root.has("calibration")) {
     auto cal = root.child("calibration");
-    auto& k = c.calibration;
-    k.source = cal.get<std::string>("source", k.source);
-    if (k.source != "samples" && k.source != "ids" && k.source != "text")
-      fail(path, "calibration.source must be samples, ids or text (got '" + k.source + "')");
-    k.sequences = cal.get<int64_t>("sequences", k.sequences);
-    k.seq_len = cal.get<int64_t>("seq_len", k.seq_len);
-    k.seed = cal.get<uint64_t>("seed", k.seed);
-    k.temperature = cal.get<double>("temperature", k.temperature);
-    k.ids_file = cal.get<std::string>("ids_file", "");
-    k.ids_tensor = cal.get<std::string>("ids_tensor", k.ids_tensor);
-    k.files = cal.get<std::vector<std::string>>("files", {});
-    k.tokenizer = cal.get<std::string>("tokenizer", "");
-    k.chunk = cal.get<int64_t>("chunk", k.chunk);
+    read_calibration(cal, c.calibration, "calibration");
+    c.calibration.chunk = cal.get<int64_t>("chunk", c.calibration.chunk);
     cal.finish();
-    if (k.sequences <= 0 || k.seq_len < 2 || k.chunk <= 0)
-      fail(path, "calibration.sequences, seq_len (>= 2) and chunk must be positive");
-    if (k.source == "ids" && k.ids_file.empty()) fail(path, "calibration.source 'ids' needs calibration.ids_file");
-    if (k.source == "text" && k.files.empty()) fail(path, "calibration.source 'text' needs calibration.files");
-    if (k.source == "samples" && !(k.temperature > 0)) fail(path, "calibration.temperature must be > 0");
+    if (c.calibration.chunk <= 0) fail(path, "calibration.chunk must be positive");
   }
   if (root.has("analysis")) {
     auto a = root.child("analysis");

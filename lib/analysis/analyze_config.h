@@ -34,6 +34,11 @@ struct CalibrationConfig {
   int64_t chunk = 512;
 };
 
+class ConfigNode;
+// Reads the calibration keys of `node` (the caller finishes the node) and validates them;
+// `section` names it in errors ("calibration", "data").
+void read_calibration(ConfigNode& node, CalibrationConfig& config, const std::string& section);
+
 struct AnalyzeConfig {
   std::string source;  // the YAML file
   std::string model;

@@ -11,6 +11,7 @@
 
 #include "cache/cache_factory.h"
 #include "core/files.h"
+#include "core/progress.h"
 
 namespace echokv {
 
@@ -22,13 +23,6 @@ torch::Tensor to_rows(const torch::Tensor& x, const torch::Tensor& keep) {
   return rows.reshape({-1, x.size(1) * x.size(3)});
 }
 
-std::string format_seconds(double s) {
-  char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
-  else if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
-  else std::snprintf(buf, sizeof buf, "%.0fs", s);
-  return buf;
-}
 }  // namespace
 
 void KVStatisticsObserver::on_qkv(int layer, const torch::Tensor&, const torch::Tensor& k_pre_rope,
@@ -110,7 +104,7 @@ CollectResult collect_kv_statistics(const AnalyzeConfig& config, LlamaModel& mod
       const double eta = elapsed / double(result.sequences_done - start) * double(data.size() - result.sequences_done);
       std::fprintf(stderr, "%s[collect] sequence %lld/%lld | %lld tokens | %.0f tok/s | ETA %s%s", tty ? "\r" : "",
                    (long long)result.sequences_done, (long long)data.size(), (long long)result.stats.count(), rate,
-                   format_seconds(eta).c_str(), tty ? "   " : "\n");
+                   format_duration(eta).c_str(), tty ? "   " : "\n");
     }
     if (std::chrono::duration<double>(now - last_save).count() >= options.save_every_seconds) {
       save(false);

@@ -38,24 +38,10 @@ EchoTrainConfig EchoTrainConfig::load(const std::string& path) {
   }
   {
     auto d = root.child("data");
-    auto& k = c.data;
-    k.source = d.get<std::string>("source", k.source);
-    if (k.source != "samples" && k.source != "ids" && k.source != "text")
-      fail(path, "data.source must be samples, ids or text (got '" + k.source + "')");
-    k.sequences = d.get<int64_t>("sequences", k.sequences);
-    k.seq_len = d.get<int64_t>("seq_len", k.seq_len);
-    k.seed = d.get<uint64_t>("seed", k.seed);
-    k.temperature = d.get<double>("temperature", k.temperature);
-    k.ids_file = d.get<std::string>("ids_file", "");
-    k.ids_tensor = d.get<std::string>("ids_tensor", k.ids_tensor);
-    k.files = d.get<std::vector<std::string>>("files", {});
-    k.tokenizer = d.get<std::string>("tokenizer", "");
+    read_calibration(d, c.data, "data");
     c.validation_sequences = d.get<int64_t>("validation_sequences", c.validation_sequences);
     d.finish();
-    if (k.sequences <= 0 || k.seq_len < 2) fail(path, "data.sequences must be positive and data.seq_len >= 2");
     if (c.validation_sequences <= 0) fail(path, "data.validation_sequences must be positive");
-    if (k.source == "ids" && k.ids_file.empty()) fail(path, "data.source 'ids' needs data.ids_file");
-    if (k.source == "text" && k.files.empty()) fail(path, "data.source 'text' needs data.files");
   }
   if (root.has("reconstructor")) {
     auto r = root.child("reconstructor");

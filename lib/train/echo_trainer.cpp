@@ -13,6 +13,7 @@
 #include "analysis/calibration.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/progress.h"
 #include "core/runtime.h"
 #include "io/model_fingerprint.h"
 #include "train/echo_objectives.h"
@@ -28,13 +29,6 @@ double cosine_lr(double lr, int64_t step, int64_t total) {
   return 0.5 * lr * (1.0 + std::cos(M_PI * double(step) / double(total)));
 }
 
-std::string format_seconds(double s) {
-  char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
-  else if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
-  else std::snprintf(buf, sizeof buf, "%.0fs", s);
-  return buf;
-}
 
 HeadPlan make_plan(const EchoTrainConfig& c, const ModelConfig& mc) {
   const PlanShape shape{mc.num_hidden_layers, mc.num_key_value_heads, mc.head_dim};
@@ -119,7 +113,7 @@ std::string summary_markdown(const EchoTrainConfig& c, const Reconstructor& r, c
   md << "- Stages: " << c.stage1.steps << " steps KV-MSE (lr " << c.stage1.lr << "), " << c.stage2.steps
      << " steps O-MSE (lr " << c.stage2.lr << "), AdamW, cosine decay, no warmup, batch 1 x " << c.data.seq_len
      << " tokens; exact sink " << c.sink_tokens << " + recent " << c.recent_tokens << " in the O-MSE attention\n";
-  md << "- Config: `" << c.source << "`; training time " << format_seconds(seconds) << " (this run)\n\n";
+  md << "- Config: `" << c.source << "`; training time " << format_duration(seconds) << " (this run)\n\n";
   md << "## Validation (mean over compressed layers, " << v["baseline_zeros"]["sequences"] << " held-out sequences)\n\n";
   md << "| reconstruction | K MSE | V MSE | O-MSE |\n|---|---|---|---|\n";
   for (const auto& [name, key] : std::vector<std::pair<std::string, std::string>>{
@@ -269,7 +263,7 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
         if (options.progress)
           std::fprintf(stderr, "[echo] stage %d step %lld/%lld loss %.5g | %.0f tok/s | ETA %s\n", stage,
                        (long long)step, (long long)sc.steps, loss_window / window_steps, rate,
-                       format_seconds(eta).c_str());
+                       format_duration(eta).c_str());
         loss_window = 0;
         window_steps = 0;
       }
