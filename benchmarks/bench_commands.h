@@ -6,4 +6,5 @@ namespace echokv {
 void register_model_bench(CLI::App& app, int& threads);
 void register_tokenizer_bench(CLI::App& app);
 void register_train_step_bench(CLI::App& app, int& threads);
+void register_echo_train_bench(CLI::App& app, int& threads);
 }  // namespace echokv

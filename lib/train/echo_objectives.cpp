@@ -74,6 +74,33 @@ RebuildFn copy_global_rebuild(const Reconstructor& r) {
   };
 }
 
+void least_squares_init(Reconstructor& r, const std::vector<TeacherSequence>& sequences, int64_t sink, double ridge) {
+  torch::NoGradGuard ng;
+  std::map<std::string, torch::Tensor> solved;
+  const auto& plan = r.plan();
+  for (int l = 0; l < plan.shape.num_layers; ++l)
+    for (KVKind kind : {KVKind::Key, KVKind::Value}) {
+      if (!r.compressed(l, kind)) continue;
+      torch::Tensor xtx, xty;
+      for (const auto& t : sequences) {
+        auto x = r.gather_input(l, kind, source_features(r, l, kind, t), t.features(kind)[l]).slice(0, sink);
+        auto y = t.features(kind)[l].index_select(-1, r.dropped_index(l, kind)).slice(0, sink);
+        x = x.to(torch::kFloat64);
+        if (r.has_bias()) x = torch::cat({x, torch::ones({x.size(0), 1}, x.options())}, 1);
+        auto a = x.t().mm(x), b = x.t().mm(y.to(torch::kFloat64));
+        xtx = xtx.defined() ? xtx + a : a;
+        xty = xty.defined() ? xty + b : b;
+      }
+      const double lambda = ridge * xtx.diagonal().mean().item<double>() + 1e-12;
+      auto w = torch::linalg_solve(xtx + lambda * torch::eye(xtx.size(0), xtx.options()), xty);  // [in(+1), out]
+      const std::string name = "layers." + std::to_string(l) + "." + kv_kind_name(kind);
+      const int64_t in = plan.input_features(l, kind);
+      solved[name + ".weight"] = w.slice(0, 0, in).t().to(torch::kFloat32);
+      if (r.has_bias()) solved[name + ".bias"] = w[in].to(torch::kFloat32);
+    }
+  r.load_tensors(solved, "least-squares initialisation");
+}
+
 torch::Tensor kv_mse(const Reconstructor& r, const RebuildFn& rebuild, int layer, KVKind kind,
                      const TeacherSequence& t, int64_t sink) {
   const auto& own = t.features(kind)[layer];

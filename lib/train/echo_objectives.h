@@ -51,6 +51,11 @@ torch::Tensor attention_with_exact_window(const torch::Tensor& q, const torch::T
                                           const torch::Tensor& v_rebuilt, int64_t sink, int64_t recent, double scale,
                                           std::optional<int64_t> sliding_window);
 
+// Sets every map to the ridge least-squares solution (with intercept when the reconstructor
+// has a bias) of stage 1's objective over the given teacher sequences, tokens >= sink:
+// W = (X^T X + lambda I)^-1 X^T Y accumulated in float64, lambda = ridge * mean(diag X^T X).
+void least_squares_init(Reconstructor& r, const std::vector<TeacherSequence>& sequences, int64_t sink, double ridge);
+
 // [T, F] <-> [1, Hkv, T, D]
 torch::Tensor features_to_heads(const torch::Tensor& features, int64_t heads);
 torch::Tensor heads_to_features(const torch::Tensor& heads);

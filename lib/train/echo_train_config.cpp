@@ -47,7 +47,13 @@ EchoTrainConfig EchoTrainConfig::load(const std::string& path) {
     auto r = root.child("reconstructor");
     c.bias = r.get<bool>("bias", c.bias);
     c.init_seed = r.get<uint64_t>("init_seed", c.init_seed);
+    c.init = r.get<std::string>("init", c.init);
+    c.init_sequences = r.get<int64_t>("init_sequences", c.init_sequences);
+    c.init_ridge = r.get<double>("init_ridge", c.init_ridge);
     r.finish();
+    if (c.init != "random" && c.init != "least_squares")
+      fail(path, "reconstructor.init must be random or least_squares (got '" + c.init + "')");
+    if (c.init_sequences <= 0 || c.init_ridge < 0) fail(path, "reconstructor.init_sequences > 0 and init_ridge >= 0");
   }
   if (root.has("attention")) {
     auto a = root.child("attention");

@@ -5,7 +5,8 @@
 //   data:        # as echokv-analyze's calibration section, plus a validation split
 //     source: samples | ids | text    sequences: 64   seq_len: 512   seed: 42 ...
 //     validation_sequences: 8
-//   reconstructor: {bias: true, init_seed: 42}
+//   reconstructor: {bias: true, init_seed: 42, init: random | least_squares, init_sequences: 16,
+//                   init_ridge: 1.0e-4}
 //   attention: {sink_tokens: 4, recent_tokens: 128}   # exact tokens in the stage-2 attention
 //   stage1: {steps: 600, lr: 5.0e-4}
 //   stage2: {steps: 1000, lr: 5.0e-4}
@@ -36,6 +37,9 @@ struct EchoTrainConfig {
   int64_t validation_sequences = 8;
   bool bias = true;
   uint64_t init_seed = 42;
+  std::string init = "random";          // random (nn.Linear, the paper) | least_squares (closed form)
+  int64_t init_sequences = 16;          // least_squares: training sequences used
+  double init_ridge = 1e-4;             // least_squares: relative ridge
   int64_t sink_tokens = 4, recent_tokens = 128;
   EchoStageConfig stage1{600, 5e-4}, stage2{1000, 5e-4};
   double weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;

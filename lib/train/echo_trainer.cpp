@@ -28,9 +28,9 @@ double cosine_lr(double lr, int64_t step, int64_t total) {
   if (total <= 1) return lr;
   return 0.5 * lr * (1.0 + std::cos(M_PI * double(step) / double(total)));
 }
+}  // namespace
 
-
-HeadPlan make_plan(const EchoTrainConfig& c, const ModelConfig& mc) {
+HeadPlan echo_plan_for(const EchoTrainConfig& c, const ModelConfig& mc) {
   const PlanShape shape{mc.num_hidden_layers, mc.num_key_value_heads, mc.head_dim};
   if (!c.plan_file.empty()) {
     auto plan = HeadPlan::load(c.plan_file);
@@ -46,6 +46,34 @@ HeadPlan make_plan(const EchoTrainConfig& c, const ModelConfig& mc) {
   return HeadPlan::paper_for_ratio(shape, c.plan_ratio,
                                    c.plan_granularity > 0 ? c.plan_granularity : std::max<int64_t>(1, mc.head_dim / 2));
 }
+
+double echo_train_step(LlamaModel& model, const Reconstructor& recon, torch::optim::Optimizer& optimizer, int stage,
+                       const std::vector<int64_t>& ids, const EchoTrainConfig& c) {
+  auto teacher = run_teacher(model, ids);
+  optimizer.zero_grad();
+  const auto rebuild = trained_rebuild(recon);
+  double loss_value = 0;
+  for (int l = 0; l < int(model.config().num_hidden_layers); ++l) {
+    // One layer's graph at a time: backward right away, gradients accumulate.
+    torch::Tensor loss;
+    if (stage == 1) {
+      for (KVKind kind : {KVKind::Key, KVKind::Value}) {
+        if (!recon.compressed(l, kind)) continue;
+        auto term = kv_mse(recon, rebuild, l, kind, teacher, c.sink_tokens);
+        loss = loss.defined() ? loss + term : term;
+      }
+    } else if (recon.compressed(l, KVKind::Key) || recon.compressed(l, KVKind::Value)) {
+      loss = output_mse(model, recon, rebuild, l, teacher, c.sink_tokens, c.recent_tokens);
+    }
+    if (!loss.defined()) continue;
+    loss.backward();
+    loss_value += loss.item<double>();
+  }
+  optimizer.step();
+  return loss_value;
+}
+
+namespace {
 
 // Per-layer validation: KV-MSE for K and V, O-MSE; means over validation sequences.
 nlohmann::json validate(LlamaModel& model, const Reconstructor& r, const RebuildFn& rebuild, CalibrationData& data,
@@ -118,7 +146,7 @@ std::string summary_markdown(const EchoTrainConfig& c, const Reconstructor& r, c
   md << "| reconstruction | K MSE | V MSE | O-MSE |\n|---|---|---|---|\n";
   for (const auto& [name, key] : std::vector<std::pair<std::string, std::string>>{
            {"none (zeros)", "baseline_zeros"}, {"copy of the global layer", "baseline_copy"},
-           {"initial (untrained)", "initial"}, {"after stage 1 (KV-MSE)", "stage1"}, {"after stage 2 (O-MSE)", "stage2"}}) {
+           {std::string("initial (") + c.init + " init)", "initial"}, {"after stage 1 (KV-MSE)", "stage1"}, {"after stage 2 (O-MSE)", "stage2"}}) {
     if (!v.contains(key)) continue;
     md << "| " << name << " | " << v[key]["mean_k_mse"].get<double>() << " | " << v[key]["mean_v_mse"].get<double>()
        << " | " << v[key]["mean_o_mse"].get<double>() << " |\n";
@@ -148,7 +176,7 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
   auto model = LlamaModel::load(c.model, lo);
   const auto& mc = model->config();
   const int L = int(mc.num_hidden_layers);
-  const HeadPlan plan = make_plan(c, mc);
+  const HeadPlan plan = echo_plan_for(c, mc);
   if (plan.is_full()) fail(c.source, "the plan keeps every layer whole: nothing to train");
 
   fs::create_directories(c.output_dir);
@@ -178,6 +206,14 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
     step = state.at("step").get<int64_t>();
     trained_seconds = state.value("trained_seconds", 0.0);
     if (options.progress) std::cerr << "[echo] resuming at stage " << stage << " step " << step << std::endl;
+  }
+  if (latest.empty() && c.init == "least_squares") {
+    if (options.progress)
+      std::cerr << "[echo] least-squares initialisation from " << std::min(c.init_sequences, n_train) << " sequences"
+                << std::endl;
+    std::vector<TeacherSequence> teachers;
+    for (int64_t i = 0; i < std::min(c.init_sequences, n_train); ++i) teachers.push_back(run_teacher(*model, data.sequence(i)));
+    least_squares_init(recon, teachers, c.sink_tokens, c.init_ridge);
   }
   auto save_validation = [&] { write_text_atomic(validation_path, validation.dump(2) + "\n"); };
   if (!validation.contains("baseline_zeros")) {
@@ -226,27 +262,7 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
       for (auto& group : optimizer.param_groups())
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(cosine_lr(sc.lr, step, sc.steps));
       const auto ids = data.sequence(sequence_for(step));
-      auto teacher = run_teacher(*model, ids);
-      optimizer.zero_grad();
-      const auto rebuild = trained_rebuild(recon);
-      double loss_value = 0;
-      for (int l = 0; l < L; ++l) {
-        // One layer's graph at a time: backward right away, gradients accumulate.
-        torch::Tensor loss;
-        if (stage == 1) {
-          for (KVKind kind : {KVKind::Key, KVKind::Value}) {
-            if (!recon.compressed(l, kind)) continue;
-            auto term = kv_mse(recon, rebuild, l, kind, teacher, c.sink_tokens);
-            loss = loss.defined() ? loss + term : term;
-          }
-        } else if (recon.compressed(l, KVKind::Key) || recon.compressed(l, KVKind::Value)) {
-          loss = output_mse(*model, recon, rebuild, l, teacher, c.sink_tokens, c.recent_tokens);
-        }
-        if (!loss.defined()) continue;
-        loss.backward();
-        loss_value += loss.item<double>();
-      }
-      optimizer.step();
+      const double loss_value = echo_train_step(*model, recon, optimizer, stage, ids, c);
       ++step;
       ++steps_this_run;
       tokens += int64_t(ids.size());

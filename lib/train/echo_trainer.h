@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "echo/reconstructor.h"
+#include "model/llama.h"
 #include "train/echo_train_config.h"
 
 namespace echokv {
@@ -27,6 +29,14 @@ struct EchoRunOutcome {
   int64_t step = 0;  // within the stage
   nlohmann::json validation;  // {"baseline_zeros": ..., "baseline_copy": ..., "stage1": ..., "stage2": ...}
 };
+
+// The config's plan: its file (checked against the model's shape) or the paper layout.
+HeadPlan echo_plan_for(const EchoTrainConfig& config, const ModelConfig& model);
+
+// One optimisation step of `stage` (1: KV-MSE, 2: O-MSE) on one sequence; returns the loss
+// (sum over layers). Gradients reach only the reconstructors.
+double echo_train_step(LlamaModel& model, const Reconstructor& recon, torch::optim::Optimizer& optimizer, int stage,
+                       const std::vector<int64_t>& ids, const EchoTrainConfig& config);
 
 EchoRunOutcome run_echo_training(const EchoTrainConfig& config, const EchoRunOptions& options = {});
 

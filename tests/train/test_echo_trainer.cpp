@@ -155,3 +155,28 @@ TEST(EchoTrainConfig, UnknownKeysAndBadPlansAreClearErrors) {
   msg = error_of([&] { run_echo_training(EchoTrainConfig::load(dir.file("echo2.yaml"))); });
   EXPECT_NE(msg.find("plan is for 4 layers"), std::string::npos) << msg;
 }
+
+TEST(EchoObjectives, LeastSquaresInitIsStage1Optimum) {
+  auto model = LlamaModel::load(stories());
+  const auto& mc = model->config();
+  auto plan = HeadPlan::paper_for_ratio({mc.num_hidden_layers, mc.num_key_value_heads, mc.head_dim}, 0.5, 4);
+  Reconstructor r(plan, true, 42);
+  std::vector<TeacherSequence> teachers = {run_teacher(*model, fixture_ids(0, 200)), run_teacher(*model, fixture_ids(1, 200))};
+  least_squares_init(r, teachers, 4, 0.0);
+  for (auto& p : r.parameters()) p.requires_grad_(true);
+  auto rebuild = trained_rebuild(r);
+  torch::Tensor loss;
+  for (int l = 0; l < mc.num_hidden_layers; ++l)
+    for (KVKind kind : {KVKind::Key, KVKind::Value})
+      if (r.compressed(l, kind)) {
+        // Equal token counts per sequence: the mean of per-sequence MSEs is the pooled MSE.
+        auto term = kv_mse(r, rebuild, l, kind, teachers[0], 4) + kv_mse(r, rebuild, l, kind, teachers[1], 4);
+        loss = loss.defined() ? loss + term : term;
+        EXPECT_LT(kv_mse(r, rebuild, l, kind, teachers[0], 4).item<double>(),
+                  kv_mse(r, zeros_rebuild(r), l, kind, teachers[0], 4).item<double>());
+      }
+  loss.backward();
+  // Stationary point of the pooled squared error: gradients vanish relative to the weights' scale.
+  for (const auto& [name, p] : r.named_tensors())
+    EXPECT_LT(p.grad().abs().max().item<double>(), 1e-3 * std::max(1.0, p.abs().max().item<double>())) << name;
+}
