@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/common.h"
+#include "echo/cache_selection.h"
 
 namespace echokv {
 
@@ -18,6 +19,13 @@ struct Command {
 
 // Runtime flags shared by commands that load a model.
 void add_runtime_flags(CLI::App* cmd, RuntimeFlags& rt);
+
+// --cache full|echo, --echo DIR, --sink, --recent, --echo-chunk.
+struct CacheFlags {
+  std::string kind = "full", echo_dir;
+  EchoCacheOptions echo;
+};
+void add_cache_flags(CLI::App* cmd, CacheFlags& flags);
 
 Command add_logits_command(CLI::App& app);
 Command add_generate_command(CLI::App& app);

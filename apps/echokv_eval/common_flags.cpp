@@ -8,4 +8,12 @@ void add_runtime_flags(CLI::App* cmd, RuntimeFlags& rt) {
   cmd->add_option("--threads", rt.threads, "CPU threads (0 = ECHOKV_THREADS or all cores)");
 }
 
+void add_cache_flags(CLI::App* cmd, CacheFlags& f) {
+  cmd->add_option("--cache", f.kind, "KV cache: full | echo")->capture_default_str();
+  cmd->add_option("--echo", f.echo_dir, "trained EchoKV folder (echokv-train echo) for --cache echo");
+  cmd->add_option("--sink", f.echo.sink_tokens, "echo: uncompressed first tokens")->capture_default_str();
+  cmd->add_option("--recent", f.echo.recent_tokens, "echo: uncompressed recent tokens")->capture_default_str();
+  cmd->add_option("--echo-chunk", f.echo.chunk_tokens, "echo: tokens rebuilt per attention block")->capture_default_str();
+}
+
 }  // namespace echokv

@@ -16,7 +16,7 @@ Command add_generate_command(CLI::App& app) {
   struct Opts {
     RuntimeFlags rt;
     std::string model_dir, ids_text, prompt, system, tokenizer_path, chat_template = "auto", stop_text;
-    std::string cache_kind = "full";
+    CacheFlags cache;
     bool greedy = false, sample = false, json = false, chat = false, no_knowledge_date = false;
     GenerateOptions gen;
   };
@@ -40,11 +40,10 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--seed", o->gen.sampling.seed, "sampling seed")->capture_default_str();
   cmd->add_option("--stop-ids", o->stop_text, "stop token ids (default: chat stop ids or the config's eos ids)");
   cmd->add_option("--chunk", o->gen.prefill_chunk, "prefill chunk size")->capture_default_str();
-  cmd->add_option("--cache", o->cache_kind, "full")->capture_default_str();
+  add_cache_flags(cmd, o->cache);
   cmd->add_flag("--json", o->json, "print one JSON object at the end: {\"ids\": [...], \"text\": ...}");
   add_runtime_flags(cmd, o->rt);
   return {cmd, [o, ids, prompt]() {
-    if (o->cache_kind != "full") throw Error("--cache '" + o->cache_kind + "': only 'full' is available in this build");
     if (ids->count() == 0 && prompt->count() == 0) throw Error("generate: give --ids or --prompt");
     if (o->greedy && o->sample) throw Error("--greedy and --sample are mutually exclusive");
     if (o->chat && prompt->count() == 0) throw Error("--chat needs --prompt");
@@ -90,8 +89,10 @@ Command add_generate_command(CLI::App& app) {
         return true;
       };
     }
-    auto cache = make_full_cache(*model, static_cast<int64_t>(prompt_ids.size()) + gen.max_new_tokens);
+    auto selection = select_cache(o->cache.kind, o->cache.echo_dir, *model, o->model_dir, o->cache.echo);
+    auto cache = make_cache(*model, selection, static_cast<int64_t>(prompt_ids.size()) + gen.max_new_tokens);
     auto result = generate(*model, *cache, prompt_ids, gen);
+    if (o->cache.kind != "full") std::cerr << o->cache.kind << " cache: " << cache_report_line(*cache) << "\n";
     if (o->json) {
       nlohmann::json out = {{"ids", result.tokens}};
       if (tokenizer) out["text"] = tokenizer->decode(result.tokens);

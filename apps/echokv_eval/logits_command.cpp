@@ -10,7 +10,8 @@ namespace echokv {
 Command add_logits_command(CLI::App& app) {
   struct Opts {
     RuntimeFlags rt;
-    std::string model_dir, ids_text, out_path, cache_kind = "full";
+    std::string model_dir, ids_text, out_path;
+    CacheFlags cache;
     int64_t chunk = 512;
   };
   auto o = std::make_shared<Opts>();
@@ -19,13 +20,15 @@ Command add_logits_command(CLI::App& app) {
   cmd->add_option("--ids", o->ids_text, "token ids, e.g. 1,2,3")->required();
   cmd->add_option("--out", o->out_path, "output .safetensors (tensor 'logits')")->required();
   cmd->add_option("--chunk", o->chunk, "prefill chunk size")->capture_default_str();
-  cmd->add_option("--cache", o->cache_kind, "full")->capture_default_str();
+  add_cache_flags(cmd, o->cache);
   add_runtime_flags(cmd, o->rt);
   return {cmd, [o]() {
-    if (o->cache_kind != "full") throw Error("--cache '" + o->cache_kind + "': only 'full' is available in this build");
     auto ids = parse_id_list(o->ids_text);
     auto model = load_model_for_run(o->model_dir, o->rt.device, o->rt.dtype, o->rt.threads);
-    auto logits = sequence_logits(*model, ids, o->chunk);
+    auto selection = select_cache(o->cache.kind, o->cache.echo_dir, *model, o->model_dir, o->cache.echo);
+    auto cache = make_cache(*model, selection, static_cast<int64_t>(ids.size()));
+    auto logits = sequence_logits(*model, ids, o->chunk, *cache);
+    std::cerr << o->cache.kind << " cache: " << cache_report_line(*cache) << "\n";
     save_safetensors(o->out_path, {{"logits", logits.contiguous()}});
     std::cerr << "wrote logits " << logits.size(0) << "x" << logits.size(1) << " to " << o->out_path << "\n";
     return 0;

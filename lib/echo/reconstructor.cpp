@@ -101,11 +101,11 @@ int64_t Reconstructor::parameter_count() const {
   return n;
 }
 
-Reconstructor& Reconstructor::to(torch::Device device) {
+Reconstructor& Reconstructor::to(torch::Device device, torch::ScalarType dtype) {
   torch::NoGradGuard ng;
   for (auto& [key, m] : maps_) {
-    m.weight = m.weight.to(device).detach().requires_grad_(m.weight.requires_grad());
-    if (m.bias.defined()) m.bias = m.bias.to(device).detach().requires_grad_(m.bias.requires_grad());
+    m.weight = m.weight.to(device, dtype).detach().requires_grad_(m.weight.requires_grad());
+    if (m.bias.defined()) m.bias = m.bias.to(device, dtype).detach().requires_grad_(m.bias.requires_grad());
   }
   build_indices(device);
   return *this;
@@ -122,7 +122,7 @@ void Reconstructor::load_tensors(const std::map<std::string, torch::Tensor>& ten
       if (it->second.sizes() != t->sizes())
         fail(source, "tensor '" + name + "' has shape " + c10::str(it->second.sizes()) + ", the plan needs " +
                          c10::str(t->sizes()));
-      t->copy_(it->second.to(t->device(), torch::kFloat32));
+      t->copy_(it->second.to(t->device(), t->scalar_type()));
     }
   }
   for (const auto& [name, t] : tensors) {

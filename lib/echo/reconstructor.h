@@ -43,7 +43,8 @@ class Reconstructor {
   std::vector<std::pair<std::string, torch::Tensor>> named_tensors() const;
   void load_tensors(const std::map<std::string, torch::Tensor>& tensors, const std::string& source);
   int64_t parameter_count() const;
-  Reconstructor& to(torch::Device device);
+  // Moves the maps; a dtype other than float32 is for inference (training keeps float32).
+  Reconstructor& to(torch::Device device, torch::ScalarType dtype = torch::kFloat32);
 
   // Folder I/O. `info` lands in echo.json (base model fingerprint, training summary, ...).
   void save(const std::string& dir, const nlohmann::json& info) const;
@@ -55,7 +56,7 @@ class Reconstructor {
     torch::Tensor kept, dropped;  // int64 [n]
   };
   struct Map {
-    torch::Tensor weight;  // [out, in] float32
+    torch::Tensor weight;  // [out, in] float32 (inference: the model's dtype)
     torch::Tensor bias;    // [out] or undefined
   };
   const Index& index(int layer, KVKind kind) const { return indices_.at({layer, int(kind)}); }

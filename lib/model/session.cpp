@@ -23,14 +23,18 @@ void check_ids_in_vocab(const LlamaModel& model, const std::vector<int64_t>& ids
 }
 
 torch::Tensor sequence_logits(LlamaModel& model, const std::vector<int64_t>& ids, int64_t chunk) {
+  auto cache = make_full_cache(model, static_cast<int64_t>(ids.size()));
+  return sequence_logits(model, ids, chunk, *cache);
+}
+
+torch::Tensor sequence_logits(LlamaModel& model, const std::vector<int64_t>& ids, int64_t chunk, KVCache& cache) {
   check_ids_in_vocab(model, ids);
   const int64_t n = static_cast<int64_t>(ids.size());
   if (chunk <= 0) chunk = n;
-  auto cache = make_full_cache(model, n);
   auto all = torch::tensor(ids, torch::kInt64).view({1, n});
   std::vector<torch::Tensor> parts;
   for (int64_t s = 0; s < n; s += chunk)
-    parts.push_back(model.forward(all.narrow(1, s, std::min(chunk, n - s)), *cache)[0].to(torch::kCPU));
+    parts.push_back(model.forward(all.narrow(1, s, std::min(chunk, n - s)), cache)[0].to(torch::kCPU));
   return torch::cat(parts, 0);
 }
 

@@ -14,7 +14,8 @@ std::shared_ptr<LlamaModel> load_model_for_run(const std::string& dir, const std
 
 void check_ids_in_vocab(const LlamaModel& model, const std::vector<int64_t>& ids);
 
-// All-position logits [T, V] float32, computed in chunks with a full cache.
+// All-position logits [T, V] float32, computed in chunks with a full cache, or with `cache`.
 torch::Tensor sequence_logits(LlamaModel& model, const std::vector<int64_t>& ids, int64_t chunk);
+torch::Tensor sequence_logits(LlamaModel& model, const std::vector<int64_t>& ids, int64_t chunk, KVCache& cache);
 
 }  // namespace echokv

@@ -1,0 +1,45 @@
+#include "echo/cache_selection.h"
+
+#include <cstdio>
+
+#include "cache/cache_factory.h"
+#include "core/error.h"
+
+namespace echokv {
+
+CacheSelection select_cache(const std::string& kind, const std::string& echo_dir, const LlamaModel& model,
+                            const std::string& model_dir, const EchoCacheOptions& echo_options) {
+  CacheSelection s;
+  s.kind = kind;
+  s.echo_options = echo_options;
+  if (kind == "full") {
+    if (!echo_dir.empty()) throw Error("--echo is only used with --cache echo");
+    return s;
+  }
+  if (kind != "echo") throw Error("--cache must be full or echo (got '" + kind + "')");
+  if (echo_dir.empty()) throw Error("--cache echo needs --echo DIR (a folder from echokv-train echo)");
+  auto r = std::make_shared<Reconstructor>(Reconstructor::load(echo_dir, model_dir));
+  r->to(model.device(), model.dtype());
+  s.echo = r;
+  return s;
+}
+
+std::unique_ptr<KVCache> make_cache(const LlamaModel& model, const CacheSelection& selection, int64_t capacity,
+                                    int64_t batch) {
+  if (selection.kind == "full") return make_full_cache(model, capacity, batch);
+  EchoCacheOptions o = selection.echo_options;
+  o.capacity = std::max<int64_t>(1, capacity);
+  return std::make_unique<EchoCache>(model.config(), model.rope(), selection.echo, batch, o, model.device(),
+                                     model.dtype());
+}
+
+std::string cache_report_line(const KVCache& cache) {
+  const double mib = double(cache.bytes()) / (1024.0 * 1024.0);
+  const double ratio = cache.full_bytes() > 0 ? double(cache.bytes()) / double(cache.full_bytes()) : 1.0;
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "stored %.3f MiB = %.4f x full (%.3f MiB)", mib, ratio,
+                double(cache.full_bytes()) / (1024.0 * 1024.0));
+  return buf;
+}
+
+}  // namespace echokv

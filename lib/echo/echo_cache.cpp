@@ -1,0 +1,185 @@
+#include "echo/echo_cache.h"
+
+#include "core/error.h"
+
+namespace echokv {
+
+namespace {
+// [B, Hkv, T, D] -> [B, T, Hkv*D] and back.
+torch::Tensor to_features(const torch::Tensor& x) {
+  return x.permute({0, 2, 1, 3}).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
+}
+torch::Tensor to_heads(const torch::Tensor& f, int64_t heads) {
+  return f.view({f.size(0), f.size(1), heads, f.size(2) / heads}).permute({0, 2, 1, 3});
+}
+}  // namespace
+
+EchoCache::EchoCache(const ModelConfig& config, std::shared_ptr<const Rope> rope,
+                     std::shared_ptr<const Reconstructor> reconstructor, int64_t batch,
+                     const EchoCacheOptions& options, torch::Device device, torch::ScalarType dtype)
+    : config_(config),
+      rope_(std::move(rope)),
+      reconstructor_(std::move(reconstructor)),
+      batch_(batch),
+      options_(options),
+      opts_(torch::TensorOptions().dtype(dtype).device(device)) {
+  const auto& shape = reconstructor_->plan().shape;
+  if (shape.num_layers != config.num_hidden_layers || shape.num_kv_heads != config.num_key_value_heads ||
+      shape.head_dim != config.head_dim)
+    throw Error("EchoCache: the reconstructors' plan is for " + std::to_string(shape.num_layers) + " layers x " +
+                std::to_string(shape.num_kv_heads) + " KV heads x " + std::to_string(shape.head_dim) +
+                ", the model has " + std::to_string(config.num_hidden_layers) + " x " +
+                std::to_string(config.num_key_value_heads) + " x " + std::to_string(config.head_dim));
+  if (options_.sink_tokens < 0 || options_.recent_tokens < 0 || options_.chunk_tokens <= 0)
+    throw Error("EchoCache: sink and recent must be >= 0 and chunk > 0");
+  const int64_t F = config.kv_dim();
+  const int64_t cap = std::max<int64_t>(1, options_.capacity);
+  stores_.resize(config.num_hidden_layers * 2);
+  for (int l = 0; l < config.num_hidden_layers; ++l)
+    for (KVKind kind : {KVKind::Key, KVKind::Value}) {
+      auto& s = store(l, kind);
+      s.global = !reconstructor_->compressed(l, kind);
+      if (s.global) {
+        s.full = torch::empty({batch_, cap, F}, opts_);
+      } else {
+        s.sink = torch::empty({batch_, 0, F}, opts_);
+        s.recent = torch::empty({batch_, 0, F}, opts_);
+        s.kept = torch::empty({batch_, cap, reconstructor_->kept_index(l, kind).numel()}, opts_);
+      }
+    }
+  layer_length_.assign(config.num_hidden_layers, 0);
+}
+
+torch::Tensor EchoCache::grow_to(const torch::Tensor& buffer, int64_t used, int64_t needed) {
+  if (needed <= buffer.size(1)) return buffer;
+  int64_t cap = std::max<int64_t>(1, buffer.size(1));
+  while (cap < needed) cap *= 2;
+  auto bigger = torch::empty({buffer.size(0), cap, buffer.size(2)}, buffer.options());
+  bigger.narrow(1, 0, used).copy_(buffer.narrow(1, 0, used));
+  return bigger;
+}
+
+void EchoCache::append_kind(int layer, KVKind kind, const torch::Tensor& x, int64_t first_position) {
+  Store& s = store(layer, kind);
+  const int64_t T = x.size(1);
+  if (s.global) {
+    s.full = grow_to(s.full, s.full_len, s.full_len + T);
+    s.full.narrow(1, s.full_len, T).copy_(x);
+    s.full_len += T;
+    return;
+  }
+  // Sink positions first, the rest into the recent window; overflow leaves compressed.
+  const int64_t to_sink = std::clamp<int64_t>(options_.sink_tokens - first_position, 0, T);
+  if (to_sink > 0) s.sink = torch::cat({s.sink, x.narrow(1, 0, to_sink)}, 1);
+  if (to_sink == T) return;
+  auto recent = torch::cat({s.recent, x.narrow(1, to_sink, T - to_sink)}, 1);
+  const int64_t overflow = recent.size(1) - options_.recent_tokens;
+  if (overflow > 0) {
+    auto leaving = recent.narrow(1, 0, overflow).index_select(2, reconstructor_->kept_index(layer, kind));
+    s.kept = grow_to(s.kept, s.kept_len, s.kept_len + overflow);
+    s.kept.narrow(1, s.kept_len, overflow).copy_(leaving);
+    s.kept_len += overflow;
+    recent = recent.narrow(1, overflow, recent.size(1) - overflow).clone();
+  }
+  s.recent = recent;
+}
+
+void EchoCache::append(int layer, const torch::Tensor& k_pre_rope, const torch::Tensor& v,
+                       const torch::Tensor& positions) {
+  if (k_pre_rope.size(0) != batch_)
+    throw Error("EchoCache: batch " + std::to_string(k_pre_rope.size(0)) + " != cache batch " + std::to_string(batch_));
+  const int64_t first = layer_length_[layer];
+  append_kind(layer, KVKind::Key, to_features(k_pre_rope.to(opts_.dtype())), first);
+  append_kind(layer, KVKind::Value, to_features(v.to(opts_.dtype())), first);
+  layer_length_[layer] += k_pre_rope.size(2);
+}
+
+torch::Tensor EchoCache::features(int layer, KVKind kind, int64_t a, int64_t b) const {
+  const Store& s = store(layer, kind);
+  if (s.global) return s.full.narrow(1, a, b - a);
+  const int64_t n = layer_length_[layer];
+  const int64_t sink_len = s.sink.size(1), recent_start = n - s.recent.size(1);
+  if (b <= sink_len) return s.sink.narrow(1, a, b - a);
+  if (a >= recent_start) return s.recent.narrow(1, a - recent_start, b - a);
+  // [a, b) lies inside the compressed middle (for_each_block never straddles).
+  std::vector<torch::Tensor> sources;
+  for (int src : reconstructor_->plan().at(layer, kind).sources) {
+    const Store& g = store(src, kind);
+    sources.push_back(g.full.narrow(1, a, b - a));
+  }
+  auto kept = s.kept.narrow(1, a - sink_len, b - a);
+  // Kept features sit at their positions; the gather reads only those.
+  auto own = torch::zeros({batch_, b - a, config_.kv_dim()}, opts_);
+  own.index_copy_(2, reconstructor_->kept_index(layer, kind), kept);
+  auto input = reconstructor_->gather_input(layer, kind, sources, own);
+  return reconstructor_->assemble(layer, kind, own, reconstructor_->rebuild(layer, kind, input));
+}
+
+void EchoCache::for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) {
+  const int64_t n = layer_length_[layer];
+  if (n == 0) return;
+  // Segment boundaries: sink | compressed middle | recent (from a compressed kind, if any).
+  std::vector<int64_t> cuts = {0};
+  for (KVKind kind : {KVKind::Key, KVKind::Value}) {
+    const Store& s = store(layer, kind);
+    if (s.global) continue;
+    cuts.push_back(s.sink.size(1));
+    cuts.push_back(n - s.recent.size(1));
+    break;
+  }
+  cuts.push_back(n);
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  for (size_t i = 0; i + 1 < cuts.size(); ++i)
+    for (int64_t a = cuts[i]; a < cuts[i + 1]; a += options_.chunk_tokens)
+      ranges.push_back({a, std::min(cuts[i + 1], a + options_.chunk_tokens)});
+  const int64_t heads = config_.num_key_value_heads;
+  for (const auto& [a, b] : ranges) {
+    KVBlock block;
+    block.positions = torch::arange(a, b, torch::TensorOptions().dtype(torch::kInt64).device(opts_.device()));
+    block.min_position = a;
+    block.max_position = b - 1;
+    block.k = rope_->apply(to_heads(features(layer, KVKind::Key, a, b), heads), block.positions);
+    block.v = to_heads(features(layer, KVKind::Value, a, b), heads);
+    block.is_only = ranges.size() == 1;
+    visit(block);
+  }
+}
+
+void EchoCache::advance(int64_t tokens) {
+  committed_ += tokens;
+  for (int64_t len : layer_length_)
+    if (len != committed_)
+      throw Error("EchoCache: a layer holds " + std::to_string(len) + " tokens, expected " + std::to_string(committed_));
+}
+
+int64_t EchoCache::bytes() const {
+  const int64_t elem = torch::elementSize(c10::typeMetaToScalarType(opts_.dtype()));
+  int64_t n = 0;
+  for (const auto& s : stores_) {
+    if (s.global) n += s.full_len * s.full.size(2);
+    else n += (s.sink.size(1) + s.recent.size(1)) * s.sink.size(2) + s.kept_len * s.kept.size(2);
+  }
+  return n * batch_ * elem;
+}
+
+int64_t EchoCache::full_bytes() const {
+  const int64_t elem = torch::elementSize(c10::typeMetaToScalarType(opts_.dtype()));
+  int64_t n = 0;
+  for (int64_t len : layer_length_) n += 2 * len * config_.kv_dim();
+  return n * batch_ * elem;
+}
+
+void EchoCache::reset() {
+  committed_ = 0;
+  std::fill(layer_length_.begin(), layer_length_.end(), 0);
+  for (auto& s : stores_) {
+    s.full_len = 0;
+    s.kept_len = 0;
+    if (!s.global) {
+      s.sink = s.sink.narrow(1, 0, 0);
+      s.recent = s.recent.narrow(1, 0, 0);
+    }
+  }
+}
+
+}  // namespace echokv

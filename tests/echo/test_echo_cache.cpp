@@ -1,0 +1,136 @@
+// EchoCache: with reconstructors that are exact by construction, compressed inference gives
+// the full cache's logits; stored bytes are exactly what the plan and the sink/recent
+// windows imply; the same model object switches full -> echo -> full with no change.
+#include <gtest/gtest.h>
+
+#include "cache/cache_factory.h"
+#include "echo/cache_selection.h"
+#include "echo/echo_cache.h"
+#include "model/model_test_util.h"
+#include "model/random_model.h"
+#include "test_support.h"
+
+using namespace echokv;
+using namespace echokv::testing;
+
+namespace {
+
+// A random model whose layers 1 and 2 have KV head 1 = a fixed linear map of KV head 0
+// (k_proj / v_proj rows), and reconstructors that apply exactly those maps.
+struct ExactSetup {
+  ModelConfig config = tiny_config();
+  std::shared_ptr<LlamaModel> model;
+  std::shared_ptr<Reconstructor> recon;
+
+  ExactSetup() {
+    auto tensors = random_llama_tensors(config, 21);
+    const int64_t D = config.head_dim, F = config.kv_dim();
+    PlanShape shape{config.num_hidden_layers, config.num_key_value_heads, D};
+    HeadPlan plan = HeadPlan::full(shape);
+    std::map<std::string, torch::Tensor> maps;
+    torch::manual_seed(4);
+    for (int l = 1; l < 3; ++l)
+      for (KVKind kind : {KVKind::Key, KVKind::Value}) {
+        const std::string proj = std::string("model.layers.") + std::to_string(l) + ".self_attn." +
+                                 (kind == KVKind::Key ? "k_proj" : "v_proj") + ".weight";
+        auto a = torch::randn({D, D}) * 0.4;
+        auto w = tensors[proj].clone();  // [F, H]
+        w.slice(0, D, 2 * D).copy_(a.mm(w.slice(0, 0, D)));
+        tensors[proj] = w;
+        LayerKindPlan p;
+        p.global = false;
+        p.kept = {{0, D}};
+        p.sources = {0};
+        plan.at(l, kind) = p;
+        // W: [out = D, in = F (source layer 0) + D (kept head 0)]; only the kept part is used.
+        auto map = torch::zeros({D, F + D});
+        map.slice(1, F, F + D).copy_(a);
+        maps["layers." + std::to_string(l) + "." + kv_kind_name(kind) + ".weight"] = map;
+      }
+    model = LlamaModel::from_tensors(config, tensors, torch::kCPU, torch::kFloat32);
+    plan.strategy = "exact-by-construction";
+    recon = std::make_shared<Reconstructor>(plan, false, 0);
+    recon->load_tensors(maps, "test maps");
+  }
+
+  std::unique_ptr<EchoCache> echo_cache(int64_t sink, int64_t recent, int64_t chunk) const {
+    EchoCacheOptions o;
+    o.sink_tokens = sink;
+    o.recent_tokens = recent;
+    o.chunk_tokens = chunk;
+    o.capacity = 8;  // small: exercises growth
+    return std::make_unique<EchoCache>(config, model->rope(), recon, 1, o, torch::kCPU, torch::kFloat32);
+  }
+};
+
+// Prefill `prompt` in chunks of 7, then decode `steps` greedy tokens; returns all logits [N, V].
+torch::Tensor run(LlamaModel& model, KVCache& cache, const std::vector<int64_t>& prompt, int steps,
+                  std::vector<int64_t>* tokens) {
+  std::vector<torch::Tensor> out;
+  auto ids = torch::tensor(prompt).view({1, -1});
+  for (int64_t s = 0; s < ids.size(1); s += 7)
+    out.push_back(model.forward(ids.narrow(1, s, std::min<int64_t>(7, ids.size(1) - s)), cache)[0]);
+  for (int i = 0; i < steps; ++i) {
+    const int64_t next = tokens->size() > size_t(i) ? (*tokens)[i] : out.back()[-1].argmax().item<int64_t>();
+    if (tokens->size() <= size_t(i)) tokens->push_back(next);
+    out.push_back(model.forward(torch::tensor({next}).view({1, 1}), cache)[0]);
+  }
+  return torch::cat(out, 0);
+}
+
+std::vector<int64_t> prompt_ids(int64_t n, int64_t vocab) {
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < n; ++i) ids.push_back((i * 37 + 11) % vocab);
+  return ids;
+}
+
+}  // namespace
+
+TEST(EchoCache, ExactReconstructorsGiveFullCacheLogits) {
+  ExactSetup s;
+  const auto prompt = prompt_ids(30, s.config.vocab_size);
+  std::vector<int64_t> tokens;
+  auto full = make_full_cache(*s.model, 8);
+  auto want = run(*s.model, *full, prompt, 50, &tokens);
+  auto echo = s.echo_cache(2, 5, 4);
+  auto got = run(*s.model, *echo, prompt, 50, &tokens);
+  EXPECT_LE(max_abs_diff(got, want), 1e-4);
+  // The same cache with a wrong map does differ: the rebuilt part is really used.
+  auto wrong = std::make_shared<Reconstructor>(s.recon->plan(), false, 3);
+  EchoCacheOptions o;
+  o.sink_tokens = 2;
+  o.recent_tokens = 5;
+  EchoCache bad(s.config, s.model->rope(), wrong, 1, o, torch::kCPU, torch::kFloat32);
+  EXPECT_GT(max_abs_diff(run(*s.model, bad, prompt, 50, &tokens), want), 1e-2);
+}
+
+TEST(EchoCache, StoredBytesAreExactlyThePlanPlusWindows) {
+  ExactSetup s;
+  const int64_t sink = 3, recent = 6, F = s.config.kv_dim(), D = s.config.head_dim;
+  auto echo = s.echo_cache(sink, recent, 5);
+  std::vector<int64_t> tokens;
+  for (int64_t n : {2, 9, 40}) {
+    echo->reset();
+    tokens.clear();
+    run(*s.model, *echo, prompt_ids(n, s.config.vocab_size), 0, &tokens);
+    // Layer 0: K and V whole. Layers 1, 2 (K and V each): sink + recent tokens whole, the rest kept head only.
+    const int64_t whole = std::min(n, sink) + std::min(recent, std::max<int64_t>(0, n - sink));
+    const int64_t middle = n - whole;
+    const int64_t elements = 2 * n * F + 4 * (whole * F + middle * D);
+    EXPECT_EQ(echo->bytes(), elements * 4) << n;
+    EXPECT_EQ(echo->full_bytes(), 3 * 2 * n * F * 4) << n;
+  }
+  // Long contexts approach the plan's ratio: (2F + 4D) / 6F.
+  EXPECT_DOUBLE_EQ(echo->plan_ratio(), double(2 * F + 4 * D) / double(6 * F));
+  EXPECT_NE(cache_report_line(*echo).find("x full"), std::string::npos);
+}
+
+TEST(EchoCache, SwitchingFullEchoFullLeavesTheModelUntouched) {
+  ExactSetup s;
+  const auto prompt = prompt_ids(25, s.config.vocab_size);
+  std::vector<int64_t> tokens;
+  auto first = run(*s.model, *make_full_cache(*s.model, 4), prompt, 10, &tokens);
+  run(*s.model, *s.echo_cache(2, 4, 3), prompt, 10, &tokens);
+  auto again = run(*s.model, *make_full_cache(*s.model, 4), prompt, 10, &tokens);
+  EXPECT_TRUE(torch::equal(first, again));
+}
