@@ -1,5 +1,7 @@
 #include "echo/echo_cache.h"
 
+#include <chrono>
+
 #include "core/error.h"
 
 namespace echokv {
@@ -68,20 +70,24 @@ void EchoCache::append_kind(int layer, KVKind kind, const torch::Tensor& x, int6
     s.full_len += T;
     return;
   }
-  // Sink positions first, the rest into the recent window; overflow leaves compressed.
+  // Sink positions first, the rest into the recent window. Overflow is compressed in
+  // advance(), after the forward: a forward's own tokens and the `recent` before them are
+  // exact for all of its queries (decode: i - j <= recent, as training assumes).
   const int64_t to_sink = std::clamp<int64_t>(options_.sink_tokens - first_position, 0, T);
   if (to_sink > 0) s.sink = torch::cat({s.sink, x.narrow(1, 0, to_sink)}, 1);
-  if (to_sink == T) return;
-  auto recent = torch::cat({s.recent, x.narrow(1, to_sink, T - to_sink)}, 1);
-  const int64_t overflow = recent.size(1) - options_.recent_tokens;
-  if (overflow > 0) {
-    auto leaving = recent.narrow(1, 0, overflow).index_select(2, reconstructor_->kept_index(layer, kind));
-    s.kept = grow_to(s.kept, s.kept_len, s.kept_len + overflow);
-    s.kept.narrow(1, s.kept_len, overflow).copy_(leaving);
-    s.kept_len += overflow;
-    recent = recent.narrow(1, overflow, recent.size(1) - overflow).clone();
-  }
-  s.recent = recent;
+  if (to_sink < T) s.recent = torch::cat({s.recent, x.narrow(1, to_sink, T - to_sink)}, 1);
+}
+
+void EchoCache::compress_overflow(int layer, KVKind kind) {
+  Store& s = store(layer, kind);
+  if (s.global) return;
+  const int64_t overflow = s.recent.size(1) - options_.recent_tokens;
+  if (overflow <= 0) return;
+  auto leaving = s.recent.narrow(1, 0, overflow).index_select(2, reconstructor_->kept_index(layer, kind));
+  s.kept = grow_to(s.kept, s.kept_len, s.kept_len + overflow);
+  s.kept.narrow(1, s.kept_len, overflow).copy_(leaving);
+  s.kept_len += overflow;
+  s.recent = s.recent.narrow(1, overflow, s.recent.size(1) - overflow).clone();
 }
 
 void EchoCache::append(int layer, const torch::Tensor& k_pre_rope, const torch::Tensor& v,
@@ -102,6 +108,7 @@ torch::Tensor EchoCache::features(int layer, KVKind kind, int64_t a, int64_t b) 
   if (b <= sink_len) return s.sink.narrow(1, a, b - a);
   if (a >= recent_start) return s.recent.narrow(1, a - recent_start, b - a);
   // [a, b) lies inside the compressed middle (for_each_block never straddles).
+  const auto t0 = std::chrono::steady_clock::now();
   std::vector<torch::Tensor> sources;
   for (int src : reconstructor_->plan().at(layer, kind).sources) {
     const Store& g = store(src, kind);
@@ -112,7 +119,9 @@ torch::Tensor EchoCache::features(int layer, KVKind kind, int64_t a, int64_t b) 
   auto own = torch::zeros({batch_, b - a, config_.kv_dim()}, opts_);
   own.index_copy_(2, reconstructor_->kept_index(layer, kind), kept);
   auto input = reconstructor_->gather_input(layer, kind, sources, own);
-  return reconstructor_->assemble(layer, kind, own, reconstructor_->rebuild(layer, kind, input));
+  auto full = reconstructor_->assemble(layer, kind, own, reconstructor_->rebuild(layer, kind, input));
+  rebuild_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return full;
 }
 
 void EchoCache::for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) {
@@ -150,6 +159,8 @@ void EchoCache::advance(int64_t tokens) {
   for (int64_t len : layer_length_)
     if (len != committed_)
       throw Error("EchoCache: a layer holds " + std::to_string(len) + " tokens, expected " + std::to_string(committed_));
+  for (int l = 0; l < config_.num_hidden_layers; ++l)
+    for (KVKind kind : {KVKind::Key, KVKind::Value}) compress_overflow(l, kind);
 }
 
 int64_t EchoCache::bytes() const {

@@ -3,8 +3,8 @@
 //     reconstructors of later layers);
 //   - compressed: the first `sink` tokens and the last `recent` tokens in full; every older
 //     token only as the plan's kept features. Tokens leaving the recent window are
-//     compressed as they leave (also during a chunked prefill, so peak memory follows the
-//     compressed size).
+//     compressed as they leave, after each forward (also during a chunked prefill, so peak
+//     memory is the compressed size plus one chunk).
 // At attention time the dropped features of old tokens are rebuilt chunk by chunk
 // (Reconstructor, from the global source layers' stored features and the kept features),
 // RoPE is applied at the original positions, and attention merges the chunks with an online
@@ -44,6 +44,9 @@ class EchoCache : public KVCache {
   int64_t full_bytes() const override;
   void reset() override;
 
+  // Wall time spent rebuilding dropped features so far (for benchmarks: where time goes).
+  double rebuild_seconds() const { return rebuild_seconds_; }
+
   // Stored bytes over full bytes as tokens -> infinity (the plan's ratio).
   double plan_ratio() const { return reconstructor_->plan().ratio(); }
 
@@ -60,6 +63,7 @@ class EchoCache : public KVCache {
   Store& store(int layer, KVKind kind) { return stores_[layer * 2 + int(kind)]; }
   const Store& store(int layer, KVKind kind) const { return stores_[layer * 2 + int(kind)]; }
   void append_kind(int layer, KVKind kind, const torch::Tensor& features, int64_t first_position);
+  void compress_overflow(int layer, KVKind kind);
   // Full features [B, len, F] of tokens [a, b) of (layer, kind); rebuilt where compressed.
   torch::Tensor features(int layer, KVKind kind, int64_t a, int64_t b) const;
   static torch::Tensor grow_to(const torch::Tensor& buffer, int64_t used, int64_t needed);
@@ -73,6 +77,7 @@ class EchoCache : public KVCache {
   std::vector<Store> stores_;
   std::vector<int64_t> layer_length_;
   int64_t committed_ = 0;
+  mutable double rebuild_seconds_ = 0;
 };
 
 }  // namespace echokv

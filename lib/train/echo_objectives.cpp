@@ -120,7 +120,7 @@ torch::Tensor attention_with_exact_window(const torch::Tensor& q, const torch::T
   auto scores_rebuilt = torch::matmul(qg, k_rebuilt.unsqueeze(2).transpose(-1, -2));
   auto i = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(q.device())).unsqueeze(1);
   auto j = i.t();
-  auto exact = (j < sink) | (i - j < recent);  // [T, T]
+  auto exact = (j < sink) | (i - j <= recent);  // [T, T]: as EchoCache keeps them
   auto visible = j <= i;
   if (sliding_window) visible = visible & (i - j < *sliding_window);
   auto scores = torch::where(exact, scores_exact, scores_rebuilt).to(torch::kFloat32) * scale;

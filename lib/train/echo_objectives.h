@@ -44,7 +44,7 @@ torch::Tensor kv_mse(const Reconstructor& r, const RebuildFn& rebuild, int layer
 torch::Tensor output_mse(const LlamaModel& model, const Reconstructor& r, const RebuildFn& rebuild, int layer,
                          const TeacherSequence& t, int64_t sink, int64_t recent);
 
-// Attention where, for query i, key j is exact when j < sink or i - j < recent and rebuilt
+// Attention where, for query i, key j is exact when j < sink or i - j <= recent and rebuilt
 // otherwise. q [B, Hq, T, D] with RoPE; k/v exact and rebuilt [B, Hkv, T, D] (keys with RoPE).
 torch::Tensor attention_with_exact_window(const torch::Tensor& q, const torch::Tensor& k_exact,
                                           const torch::Tensor& v_exact, const torch::Tensor& k_rebuilt,
