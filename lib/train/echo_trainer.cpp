@@ -296,11 +296,11 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
     append_jsonl(metrics_path, {{"stage", stage}, {"validation", validation["stage" + std::to_string(stage)]}});
     ++stage;
     step = 0;
-    if (stage <= 2) {
-      torch::optim::AdamW fresh(recon.parameters(), torch::optim::AdamWOptions(c.stage2.lr));
-      nlohmann::json st = {{"stage", stage}, {"step", 0}, {"trained_seconds", trained_seconds}, {"config", c.source}};
-      save_training_checkpoint(ckpt_root, "stage2-step-0", recon.named_tensors(), fresh, st);
-    }
+    // Checkpoint the boundary: the start of stage 2, or "done" (a rerun then only rewrites
+    // the outputs).
+    torch::optim::AdamW fresh(recon.parameters(), torch::optim::AdamWOptions(c.stage2.lr));
+    nlohmann::json st = {{"stage", stage}, {"step", 0}, {"trained_seconds", trained_seconds}, {"config", c.source}};
+    save_training_checkpoint(ckpt_root, stage <= 2 ? "stage2-step-0" : "done", recon.named_tensors(), fresh, st);
   }
   outcome.stage = std::min(stage, 2);
   outcome.step = step;

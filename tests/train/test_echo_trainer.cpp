@@ -133,6 +133,12 @@ TEST(EchoTrainer, LossesFallAndKilledRunResumesBitIdentically) {
   ASSERT_EQ(wa.size(), wb.size());
   for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wb.at(name))) << name;
 
+  // A finished run, started again, trains nothing and leaves the same weights.
+  auto again = run_echo_training(config_a, quiet);
+  EXPECT_TRUE(again.finished);
+  auto wa2 = load_safetensors(a.file("out/reconstructors.safetensors"));
+  for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wa2.at(name))) << name;
+
   // The folder loads for its base model and is refused for another one.
   auto loaded = Reconstructor::load(a.file("out"), stories());
   EXPECT_EQ(loaded.parameter_count(), Reconstructor(loaded.plan(), true, 0).parameter_count());
