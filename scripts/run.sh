@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: set up (dependencies, build) and run the toolkit on the default model:
-#   1. greedy continuation of BOS with the full cache;
+#   1. greedy continuation of BOS (448 tokens) with the full cache;
 #   2. head-similarity analysis (report, metrics, paper vs similarity plans) -> runs/analysis/;
 #   3. EchoKV reconstructor training, stage 1 then stage 2 (resumable) -> runs/echo/;
 #   4. the same greedy continuation with the EchoKV cache, and its stored bytes.
@@ -23,8 +23,8 @@ fi
 [ -n "$model" ] || { echo "run.sh: no default model found (set ECHOKV_MODEL)" >&2; exit 1; }
 name="$(basename "$model")"
 echo "== model: $model"
-echo "== greedy continuation of BOS (64 tokens), full cache"
-"$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 64 --greedy --json
+echo "== greedy continuation of BOS (448 tokens), full cache"
+"$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 448 --greedy --json
 
 analysis_cfg=""; echo_cfg=""; echo_dir=""
 case "$name" in
@@ -40,7 +40,7 @@ if [ -n "$analysis_cfg" ] && grep -q "^model: .*$name\$" "$analysis_cfg"; then
   "$bin/echokv-analyze" run --config "$analysis_cfg" --out "runs/analysis/$name"
   echo "== EchoKV reconstructors, two stages -> $echo_dir/summary.md"
   "$bin/echokv-train" echo --config "$echo_cfg"
-  echo "== greedy continuation of BOS (64 tokens), EchoKV cache"
-  "$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 64 --greedy --json --cache echo \
+  echo "== greedy continuation of BOS (448 tokens: past the 4 + 128 uncompressed ones), EchoKV cache"
+  "$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 448 --greedy --json --cache echo \
     --echo "$echo_dir"
 fi
