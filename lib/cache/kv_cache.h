@@ -19,6 +19,14 @@ struct KVBlock {
   int64_t max_position = 0;
   torch::Tensor bias;       // optional additive bias broadcastable to [B, Hkv, 1, n]; undefined = none
   bool is_only = false;     // true when this single block is everything the layer attends to
+  // Optional values given as a linear image of shared per-token inputs (EchoKV): when
+  // v_latent is defined, v is unused and the value of head h at token j is
+  // v_proj[h] . v_latent[:, j] + v_bias[h]. Attention then weights the inputs and projects
+  // once per query (sum_j p_j (P x_j + c) = P (sum_j p_j x_j) + c sum_j p_j), instead of
+  // rebuilding every token's value.
+  torch::Tensor v_latent;   // [B, n, L]
+  torch::Tensor v_proj;     // [Hkv, D, L]
+  torch::Tensor v_bias;     // [Hkv, D] or undefined
 };
 
 class KVCache {

@@ -50,6 +50,15 @@ EchoCache::EchoCache(const ModelConfig& config, std::shared_ptr<const Rope> rope
       }
     }
   layer_length_.assign(config.num_hidden_layers, 0);
+  v_proj_.resize(config.num_hidden_layers);
+  v_bias_.resize(config.num_hidden_layers);
+  const int64_t heads = config.num_key_value_heads, D = config.head_dim;
+  for (int l = 0; l < config.num_hidden_layers; ++l) {
+    if (!reconstructor_->compressed(l, KVKind::Value)) continue;
+    auto [map, shift] = reconstructor_->feature_map(l, KVKind::Value);  // [F, in], [F]
+    v_proj_[l] = map.to(opts_).view({heads, D, map.size(1)}).contiguous();
+    v_bias_[l] = reconstructor_->has_bias() ? shift.to(opts_).view({heads, D}) : torch::Tensor();
+  }
 }
 
 torch::Tensor EchoCache::grow_to(const torch::Tensor& buffer, int64_t used, int64_t needed) {
@@ -109,19 +118,26 @@ torch::Tensor EchoCache::features(int layer, KVKind kind, int64_t a, int64_t b) 
   if (a >= recent_start) return s.recent.narrow(1, a - recent_start, b - a);
   // [a, b) lies inside the compressed middle (for_each_block never straddles).
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<torch::Tensor> sources;
-  for (int src : reconstructor_->plan().at(layer, kind).sources) {
-    const Store& g = store(src, kind);
-    sources.push_back(g.full.narrow(1, a, b - a));
-  }
-  auto kept = s.kept.narrow(1, a - sink_len, b - a);
-  // Kept features sit at their positions; the gather reads only those.
+  auto input = reconstructor_input(layer, kind, a, b);
   auto own = torch::zeros({batch_, b - a, config_.kv_dim()}, opts_);
-  own.index_copy_(2, reconstructor_->kept_index(layer, kind), kept);
-  auto input = reconstructor_->gather_input(layer, kind, sources, own);
+  own.index_copy_(2, reconstructor_->kept_index(layer, kind), s.kept.narrow(1, a - sink_len, b - a));
   auto full = reconstructor_->assemble(layer, kind, own, reconstructor_->rebuild(layer, kind, input));
   rebuild_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return full;
+}
+
+bool EchoCache::in_middle(int layer, KVKind kind, int64_t a, int64_t b) const {
+  const Store& s = store(layer, kind);
+  if (s.global) return false;
+  return a >= s.sink.size(1) && b <= layer_length_[layer] - s.recent.size(1);
+}
+
+torch::Tensor EchoCache::reconstructor_input(int layer, KVKind kind, int64_t a, int64_t b) const {
+  const Store& s = store(layer, kind);
+  std::vector<torch::Tensor> parts;
+  for (int src : reconstructor_->plan().at(layer, kind).sources) parts.push_back(store(src, kind).full.narrow(1, a, b - a));
+  if (s.kept.size(2) > 0) parts.push_back(s.kept.narrow(1, a - s.sink.size(1), b - a));
+  return torch::cat(parts, 2);  // [B, len, sources * F + kept], the map's input order
 }
 
 void EchoCache::for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) {
@@ -148,7 +164,14 @@ void EchoCache::for_each_block(int layer, const std::function<void(const KVBlock
     block.min_position = a;
     block.max_position = b - 1;
     block.k = rope_->apply(to_heads(features(layer, KVKind::Key, a, b), heads), block.positions);
-    block.v = to_heads(features(layer, KVKind::Value, a, b), heads);
+    if (in_middle(layer, KVKind::Value, a, b)) {
+      // Values stay in the reconstructor's input space; attention projects after weighting.
+      block.v_latent = reconstructor_input(layer, KVKind::Value, a, b);
+      block.v_proj = v_proj_[layer];
+      block.v_bias = v_bias_[layer];
+    } else {
+      block.v = to_heads(features(layer, KVKind::Value, a, b), heads);
+    }
     block.is_only = ranges.size() == 1;
     visit(block);
   }

@@ -66,6 +66,9 @@ class EchoCache : public KVCache {
   void compress_overflow(int layer, KVKind kind);
   // Full features [B, len, F] of tokens [a, b) of (layer, kind); rebuilt where compressed.
   torch::Tensor features(int layer, KVKind kind, int64_t a, int64_t b) const;
+  // The reconstructor's input [B, len, in] for compressed-middle tokens [a, b).
+  torch::Tensor reconstructor_input(int layer, KVKind kind, int64_t a, int64_t b) const;
+  bool in_middle(int layer, KVKind kind, int64_t a, int64_t b) const;
   static torch::Tensor grow_to(const torch::Tensor& buffer, int64_t used, int64_t needed);
 
   ModelConfig config_;
@@ -75,6 +78,8 @@ class EchoCache : public KVCache {
   EchoCacheOptions options_;
   torch::TensorOptions opts_;
   std::vector<Store> stores_;
+  // Compressed value layers: values = v_proj . input + v_bias, per KV head ([Hkv, D, in], [Hkv, D]).
+  std::vector<torch::Tensor> v_proj_, v_bias_;
   std::vector<int64_t> layer_length_;
   int64_t committed_ = 0;
   mutable double rebuild_seconds_ = 0;

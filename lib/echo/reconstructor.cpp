@@ -77,6 +77,23 @@ torch::Tensor Reconstructor::assemble(int layer, KVKind kind, const torch::Tenso
   return own_features.index_copy(-1, dropped_index(layer, kind), rebuilt.to(own_features.scalar_type()));
 }
 
+std::pair<torch::Tensor, torch::Tensor> Reconstructor::feature_map(int layer, KVKind kind) const {
+  const auto& m = maps_.at({layer, int(kind)});
+  const int64_t F = plan_.shape.features(), in = plan_.input_features(layer, kind);
+  const auto& kept = kept_index(layer, kind);
+  const auto& dropped = dropped_index(layer, kind);
+  auto map = torch::zeros({F, in}, m.weight.options());
+  auto shift = torch::zeros({F}, m.weight.options());
+  const int64_t first_kept = in - kept.numel();  // kept features come last in the input
+  if (kept.numel() > 0) {
+    auto cols = torch::arange(first_kept, in, kept.options());
+    map.index_put_({kept, cols}, torch::ones({kept.numel()}, m.weight.options()));
+  }
+  map.index_copy_(0, dropped, m.weight.detach());
+  if (m.bias.defined()) shift.index_copy_(0, dropped, m.bias.detach());
+  return {map, shift};
+}
+
 std::vector<torch::Tensor> Reconstructor::parameters() const {
   std::vector<torch::Tensor> out;
   for (const auto& [key, m] : maps_) {

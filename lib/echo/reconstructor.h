@@ -39,6 +39,12 @@ class Reconstructor {
   torch::Tensor assemble(int layer, KVKind kind, const torch::Tensor& own_features,
                          const torch::Tensor& rebuilt) const;
 
+  // The layer's whole feature vector as one linear function of the map's input:
+  // features = M . input + c, M [F, in] (kept rows select their input entry, dropped rows are
+  // W), c [F] (the bias on dropped rows, 0 on kept). Lets attention weight inputs instead of
+  // rebuilding values token by token.
+  std::pair<torch::Tensor, torch::Tensor> feature_map(int layer, KVKind kind) const;
+
   std::vector<torch::Tensor> parameters() const;
   std::vector<std::pair<std::string, torch::Tensor>> named_tensors() const;
   void load_tensors(const std::map<std::string, torch::Tensor>& tensors, const std::string& source);

@@ -22,6 +22,16 @@ bool block_fully_outside_window(const QueryPositions& qpos, const KVBlock& block
   return opt.sliding_window && block.max_position <= qpos.min_position - *opt.sliding_window;
 }
 
+// probs [B, Hkv, R, n] times the block's values -> [B, Hkv, R, D] (in probs' dtype).
+torch::Tensor weighted_values(const torch::Tensor& probs, const KVBlock& block) {
+  if (!block.v_latent.defined()) return torch::matmul(probs, block.v.to(probs.scalar_type()));
+  auto u = torch::matmul(probs, block.v_latent.to(probs.scalar_type()).unsqueeze(1));          // [B, Hkv, R, L]
+  auto out = torch::matmul(u, block.v_proj.to(probs.scalar_type()).transpose(-1, -2));        // [B, Hkv, R, D]
+  if (block.v_bias.defined())
+    out = out + probs.sum(-1, true) * block.v_bias.to(probs.scalar_type()).unsqueeze(1);     // [Hkv, 1, D]
+  return out;
+}
+
 }  // namespace
 
 torch::Tensor attend_blocks(const torch::Tensor& q, const QueryPositions& qpos,
@@ -47,7 +57,7 @@ torch::Tensor attend_blocks(const torch::Tensor& q, const QueryPositions& qpos,
     }
     torch::Tensor allowed = block_mask(qpos, block, opt);
 #if TORCH_VERSION_MAJOR >= 2
-    if (block.is_only && !block.bias.defined()) {
+    if (block.is_only && !block.bias.defined() && !block.v_latent.defined()) {
       c10::optional<at::Tensor> mask;
       if (allowed.defined()) mask = allowed.repeat({g, 1});  // [G*Tq, n]
       single_result = at::scaled_dot_product_attention(qg, block.k.to(q.scalar_type()),
@@ -65,7 +75,7 @@ torch::Tensor attend_blocks(const torch::Tensor& q, const QueryPositions& qpos,
     }
     if (block.is_only) {
       auto probs = torch::softmax(scores, -1).to(q.scalar_type());
-      single_result = torch::matmul(probs, block.v.to(q.scalar_type()));
+      single_result = weighted_values(probs, block);
       return;
     }
     auto block_max = std::get<0>(scores.max(-1, true));
@@ -73,7 +83,7 @@ torch::Tensor attend_blocks(const torch::Tensor& q, const QueryPositions& qpos,
     // Rows with every key masked so far keep -inf; shift by 0 there to avoid inf - inf.
     auto shift = torch::where(torch::isinf(new_max), torch::zeros_like(new_max), new_max);
     auto p = torch::exp(scores - shift);
-    auto pv = torch::matmul(p.to(q.scalar_type()), block.v.to(q.scalar_type())).to(torch::kFloat32);
+    auto pv = weighted_values(p.to(q.scalar_type()), block).to(torch::kFloat32);
     if (!out.defined()) {
       out = pv;
       row_sum = p.sum(-1, true);

@@ -6,6 +6,7 @@
 #include "cache/cache_factory.h"
 #include "echo/cache_selection.h"
 #include "echo/echo_cache.h"
+#include "model/attention.h"
 #include "model/model_test_util.h"
 #include "model/random_model.h"
 #include "test_support.h"
@@ -133,4 +134,52 @@ TEST(EchoCache, SwitchingFullEchoFullLeavesTheModelUntouched) {
   run(*s.model, *s.echo_cache(2, 4, 3), prompt, 10, &tokens);
   auto again = run(*s.model, *make_full_cache(*s.model, 4), prompt, 10, &tokens);
   EXPECT_TRUE(torch::equal(first, again));
+}
+
+TEST(EchoCache, LatentValuesEqualRebuiltValues) {
+  // A plan with a partial-head kept range, sources, and a bias: feature_map reproduces the
+  // rebuilt features, and attention over latent values equals attention over rebuilt ones.
+  const int64_t Hkv = 2, D = 8, F = Hkv * D, n = 23;
+  HeadPlan plan = HeadPlan::full(PlanShape{2, Hkv, D});
+  LayerKindPlan p;
+  p.global = false;
+  p.kept = {{2, 6}, {9, 10}};
+  p.sources = {0};
+  plan.v[1] = p;
+  plan.k[1] = p;
+  Reconstructor r(plan, true, 5);
+  torch::manual_seed(8);
+  auto source = torch::randn({1, n, F});
+  auto own = torch::randn({1, n, F});
+  auto input = r.gather_input(1, KVKind::Value, {source}, own);  // [1, n, in]
+  auto rebuilt = r.assemble(1, KVKind::Value, own, r.rebuild(1, KVKind::Value, input));
+  auto [map, shift] = r.feature_map(1, KVKind::Value);
+  EXPECT_LE(max_abs_diff(torch::matmul(input, map.t()) + shift, rebuilt), 1e-5);
+
+  auto q = torch::randn({1, 4, 3, D});
+  auto k = torch::randn({1, Hkv, n, D});
+  auto qpos = make_query_positions(n - 3, 3, torch::kCPU);
+  AttentionOptions opts;
+  opts.scale = 0.3;
+  auto run_block = [&](bool latent) {
+    return attend_blocks(q, qpos, [&](const std::function<void(const KVBlock&)>& visit) {
+      for (int64_t a = 0; a < n; a += 10) {  // several blocks: online softmax path
+        const int64_t b = std::min(n, a + 10);
+        KVBlock blk;
+        blk.k = k.narrow(2, a, b - a);
+        blk.positions = torch::arange(a, b);
+        blk.min_position = a;
+        blk.max_position = b - 1;
+        if (latent) {
+          blk.v_latent = input.narrow(1, a, b - a);
+          blk.v_proj = map.view({Hkv, D, map.size(1)});
+          blk.v_bias = shift.view({Hkv, D});
+        } else {
+          blk.v = rebuilt.narrow(1, a, b - a).view({1, b - a, Hkv, D}).permute({0, 2, 1, 3});
+        }
+        visit(blk);
+      }
+    }, opts);
+  };
+  EXPECT_LE(max_abs_diff(run_block(true), run_block(false)), 1e-5);
 }
