@@ -164,7 +164,10 @@ void EchoCache::for_each_block(int layer, const std::function<void(const KVBlock
     block.min_position = a;
     block.max_position = b - 1;
     block.k = rope_->apply(to_heads(features(layer, KVKind::Key, a, b), heads), block.positions);
-    if (in_middle(layer, KVKind::Value, a, b)) {
+    // Latent values cost Hq * Tq * in per token, rebuilding costs in * dropped: decode steps
+    // (small Tq) weight the inputs, long prefill chunks rebuild.
+    const int64_t queries = config_.num_attention_heads * (n - committed_);
+    if (in_middle(layer, KVKind::Value, a, b) && queries < reconstructor_->dropped_index(layer, KVKind::Value).numel()) {
       // Values stay in the reconstructor's input space; attention projects after weighting.
       block.v_latent = reconstructor_input(layer, KVKind::Value, a, b);
       block.v_proj = v_proj_[layer];
