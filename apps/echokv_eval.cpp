@@ -1,4 +1,7 @@
-// echokv-eval: run models and evaluations. Subcommands: logits, generate, tokenize.
+// echokv-eval: run models and evaluations. Subcommands: logits, generate, tokenize,
+// score, run (= --config FILE: a whole evaluation).
+#include <iostream>
+
 #include "echokv_eval/commands.h"
 #include "core/runtime.h"
 
@@ -6,9 +9,12 @@ int main(int argc, char** argv) {
   echokv::prepare_process(argc, argv);
   return echokv::run_app("echokv-eval", [&]() -> int {
     CLI::App app{"EchoKV-cpp evaluation and inference"};
-    app.require_subcommand(1);
+    app.require_subcommand(0, 1);
+    std::string config;
+    bool score_only = false, quiet = false;
+    echokv::add_run_options(&app, config, score_only, quiet);
     const std::vector<echokv::Command> commands = {echokv::add_logits_command(app), echokv::add_generate_command(app),
-                                                   echokv::add_tokenize_command(app)};
+                                                   echokv::add_tokenize_command(app), echokv::add_score_command(app), echokv::add_run_command(app)};
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -16,6 +22,8 @@ int main(int argc, char** argv) {
     }
     for (const auto& c : commands)
       if (c.cli->parsed()) return c.run();
+    if (!config.empty()) return echokv::run_eval_config(config, score_only, quiet);
+    std::cerr << app.help();
     return 1;
   });
 }

@@ -30,5 +30,10 @@ void add_cache_flags(CLI::App* cmd, CacheFlags& flags);
 Command add_logits_command(CLI::App& app);
 Command add_generate_command(CLI::App& app);
 Command add_tokenize_command(CLI::App& app);
+Command add_score_command(CLI::App& app);
+Command add_run_command(CLI::App& app);
+// Top-level `echokv-eval --config FILE` runs the evaluation like `run`.
+void add_run_options(CLI::App* cmd, std::string& config, bool& score_only, bool& quiet);
+int run_eval_config(const std::string& config, bool score_only, bool quiet);
 
 }  // namespace echokv

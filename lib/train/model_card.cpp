@@ -1,5 +1,6 @@
 #include "train/model_card.h"
 
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
@@ -80,8 +81,9 @@ std::string model_card_markdown(const PretrainConfig& c, const nlohmann::json& e
      << "AdamW (lr " << c.lr << ", betas " << c.beta1 << "/" << c.beta2 << ", weight decay " << c.weight_decay
      << "), " << c.warmup_steps << " warmup steps then cosine to " << c.min_lr_ratio << " x lr, gradient clip "
      << c.grad_clip << ", " << c.tokens_per_step << " tokens per step. Steps: " << summary.value("steps", int64_t{0})
-     << "; tokens: " << summary.value("tokens_seen", int64_t{0}) << "; training wall time: " << std::fixed
-     << std::setprecision(2) << hours << " h on 2 cores (in several resumed sittings).\n\n"
+     << "; tokens: " << summary.value("tokens_seen", int64_t{0}) << "; " << std::fixed
+     << std::setprecision(2) << hours << " h of training-process wall time on 2 cores (in several resumed sittings, at times sharing the cores "
+        "with builds; see `data/training/` for the measured rates).\n\n"
      << "## Quality (full cache, freshly generated held-out samples)\n\n"
      << "Held-out perplexity: **" << std::setprecision(2) << eval.value("heldout_ppl", 0.0) << "** (loss "
      << std::setprecision(4) << eval.value("heldout_loss", 0.0) << " nats/token over " << eval.value("heldout_tokens", 0)
@@ -89,13 +91,17 @@ std::string model_card_markdown(const PretrainConfig& c, const nlohmann::json& e
      << "Retrieval, exact match of the whole answer under greedy decoding, haystacks from held-out text:\n\n"
      << "| context | single needle | 4 needles, ask 1 | two-hop chain |\n|---|---|---|---|\n";
   if (eval.contains("retrieval") && eval["retrieval"].contains("single_needle")) {
-    for (auto it = eval["retrieval"]["single_needle"].begin(); it != eval["retrieval"]["single_needle"].end(); ++it) {
-      const std::string len = it.key();
+    std::vector<std::pair<long long, std::string>> lengths;  // numeric order, not the JSON keys' text order
+    for (auto it = eval["retrieval"]["single_needle"].begin(); it != eval["retrieval"]["single_needle"].end(); ++it)
+      lengths.emplace_back(std::stoll(it.key()), it.key());
+    std::sort(lengths.begin(), lengths.end());
+    for (const auto& [_, len] : lengths) {
+      const auto& single = eval["retrieval"]["single_needle"][len];
       auto get = [&](const char* task) {
         return eval["retrieval"].contains(task) && eval["retrieval"][task].contains(len) ? eval["retrieval"][task][len]
                                                                                           : nlohmann::json();
       };
-      md << "| " << len << " | " << pct(it.value()) << " | " << pct(get("multi_needle_4")) << " | " << pct(get("chain"))
+      md << "| " << len << " | " << pct(single) << " | " << pct(get("multi_needle_4")) << " | " << pct(get("chain"))
          << " |\n";
     }
   }

@@ -60,7 +60,9 @@ void train_sentencepiece(const std::string& input, const std::string& model_path
   fs::remove(prefix + ".vocab");
 }
 
-PretrainData prepare_pretrain_data(const PretrainConfig& c) {
+PretrainData prepare_pretrain_data(const PretrainConfig& c) { return prepare_pretrain_data(c, false); }
+
+PretrainData prepare_pretrain_data(const PretrainConfig& c, bool heldout_only) {
   namespace fs = std::filesystem;
   const std::string corpus_dir = join_path(c.work_dir, "corpus");
   if (!file_exists(join_path(corpus_dir, "heldout.jsonl"))) {
@@ -83,7 +85,7 @@ PretrainData prepare_pretrain_data(const PretrainConfig& c) {
                                std::to_string(c.model.vocab_size));
   const std::string fp = file_fingerprint(d.tokenizer_path);
   std::cerr << "[prepare] tokenizing corpus (cached after the first run)..." << std::endl;
-  d.train = load_token_corpus(join_path(corpus_dir, "train.jsonl"), *d.tokenizer, fp);
+  if (!heldout_only) d.train = load_token_corpus(join_path(corpus_dir, "train.jsonl"), *d.tokenizer, fp);
   d.heldout = load_token_corpus(join_path(corpus_dir, "heldout.jsonl"), *d.tokenizer, fp);
   const std::string words_path = join_path(c.work_dir, "words.txt");
   if (!file_exists(words_path)) {

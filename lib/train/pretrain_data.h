@@ -19,6 +19,8 @@ struct PretrainData {
 };
 
 PretrainData prepare_pretrain_data(const PretrainConfig& config);
+// The same with only the held-out split tokenized (evaluation of a trained model).
+PretrainData prepare_pretrain_data(const PretrainConfig& config, bool heldout_only);
 
 // Trains a SentencePiece BPE model (byte fallback, split digits, identity normalisation,
 // whitespace kept) with the library, through the torch-free echokv-spm helper.

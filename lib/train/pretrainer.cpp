@@ -109,14 +109,13 @@ std::map<std::string, torch::Tensor> load_latest_checkpoint(const std::string& w
   return load_training_checkpoint(dir, state);
 }
 
-nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig& c, const PretrainData& data, bool full) {
+nlohmann::json heldout_perplexity(const LlamaModel& model, const PretrainConfig& c, const PretrainData& data, int64_t n_seq) {
   torch::NoGradGuard no_grad;
   TaskGenerator gen(*data.tokenizer, data.heldout, data.words, c.tasks);
   nlohmann::json out;
   // Held-out perplexity over fixed sequences of held-out text.
   double loss_sum = 0;
   int64_t count = 0;
-  const int64_t n_seq = full ? c.eval_heldout_sequences : std::max<int64_t>(4, c.eval_heldout_sequences / 4);
   for (int64_t i = 0; i < n_seq; ++i) {
     auto rng = step_rng(c.seed ^ 0x5eed, -1, i);
     auto batch = make_batch({gen.text(rng, c.eval_heldout_seq_len + 1)});
@@ -129,6 +128,14 @@ nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig
   out["heldout_loss"] = loss_sum / count;
   out["heldout_ppl"] = std::exp(loss_sum / count);
   out["heldout_tokens"] = count;
+  return out;
+}
+
+nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig& c, const PretrainData& data, bool full) {
+  torch::NoGradGuard no_grad;
+  TaskGenerator gen(*data.tokenizer, data.heldout, data.words, c.tasks);
+  nlohmann::json out =
+      heldout_perplexity(model, c, data, full ? c.eval_heldout_sequences : std::max<int64_t>(4, c.eval_heldout_sequences / 4));
   // Retrieval: exact match of the whole answer = every teacher-forced argmax right (which is
   // what greedy decoding of the answer produces).
   auto accuracy = [&](const std::string& task, int64_t length, int needles, int64_t samples) {

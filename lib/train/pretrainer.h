@@ -27,6 +27,11 @@ struct PretrainOutcome {
 
 PretrainOutcome run_pretrain(const PretrainConfig& config, const PretrainRunOptions& options = {});
 
+// Held-out loss and perplexity over the first n_seq fixed held-out sequences (a pure function
+// of the config's seed and the held-out split): {"heldout_loss", "heldout_ppl", "heldout_tokens"}.
+nlohmann::json heldout_perplexity(const LlamaModel& model, const PretrainConfig& config, const PretrainData& data,
+                                  int64_t n_seq);
+
 // Held-out perplexity and retrieval exact-match accuracy of `model`.
 nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig& config, const PretrainData& data,
                                    bool full = true);

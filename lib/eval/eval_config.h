@@ -1,0 +1,66 @@
+// An evaluation run: one model, a list of methods (KV caches), a list of benchmarks.
+//   echokv-eval --config configs/eval/<name>.yaml
+// Every key is checked (unknown keys are errors); relative paths are taken as given (from
+// the working directory), like every other config of this project.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "echo/echo_cache.h"
+#include "eval/niah.h"
+
+namespace echokv {
+
+struct EvalMethod {
+  std::string name;          // label in tables, e.g. "echo-0.5"
+  std::string cache = "full";  // "full" | "echo"
+  std::string echo_dir;      // trained reconstructors (cache: echo)
+  EchoCacheOptions echo;
+};
+
+struct RulerEvalConfig {
+  std::string data_dir;
+  std::vector<std::string> tasks;  // empty = all tasks that can run
+  std::vector<int64_t> lengths;
+  int64_t samples = 20;
+  std::string squad_path, hotpotqa_path;
+};
+
+struct LongBenchEvalConfig {
+  std::string data_dir;    // <dataset>.jsonl files in the official format
+  std::string config_dir;  // dataset2prompt.json, dataset2maxlen.json
+  std::vector<std::string> datasets;
+  int64_t max_length = 3500;  // prompt budget in tokens (model2maxlen)
+  int64_t samples = 0;        // 0 = all records
+};
+
+struct FidelityEvalConfig {
+  std::string source = "jsonl";  // jsonl (field "text") | text | safetensors (token ids)
+  std::string path;
+  std::string tensor = "sampled_ids";  // safetensors: int64 [N, T]
+  int64_t sequences = 8;
+  int64_t seq_len = 1024;
+  int64_t chunk = 64;  // prefill chunk: tokens of earlier chunks are seen through the method's cache
+};
+
+struct EvalConfig {
+  std::string source;
+  std::string model;
+  std::string out_dir;
+  std::string device = "cpu", dtype = "float32";
+  int threads = 0;
+  std::string chat_format = "auto";
+  uint64_t seed = 42;
+  int64_t prefill_chunk = 512;
+  std::vector<EvalMethod> methods;
+  std::optional<RulerEvalConfig> ruler;
+  std::optional<NiahConfig> niah;
+  std::optional<LongBenchEvalConfig> longbench;
+  std::optional<FidelityEvalConfig> fidelity;
+
+  static EvalConfig load(const std::string& path);
+};
+
+}  // namespace echokv

@@ -1,0 +1,260 @@
+#include "eval/eval_report.h"
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/files.h"
+#include "eval/fidelity.h"
+#include "eval/longbench_metrics.h"
+#include "eval/py_text.h"
+#include "eval/ruler_metrics.h"
+#include "io/jsonl.h"
+#include "report/svg.h"
+
+namespace echokv {
+namespace {
+
+std::string fmt(double v, int digits = 2) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+std::vector<nlohmann::json> records_of(const EvalConfig& c, const std::string& method, const std::string& benchmark) {
+  const std::string path = join_path(join_path(join_path(c.out_dir, "predictions"), method), benchmark + ".jsonl");
+  if (!file_exists(path)) return {};
+  return read_jsonl(path, true);
+}
+
+}  // namespace
+
+nlohmann::json score_evaluation(const EvalConfig& c) {
+  nlohmann::json out = {{"model", c.model}, {"config", c.source}};
+  for (const auto& m : c.methods) {
+    nlohmann::json mj = {{"cache", m.cache}};
+    if (!m.echo_dir.empty()) mj["echo_dir"] = m.echo_dir;
+    double ratio_sum = 0;
+    int64_t ratio_n = 0;
+    auto note_ratio = [&](const nlohmann::json& r) {
+      if (r.contains("bytes_ratio")) {
+        ratio_sum += r["bytes_ratio"].get<double>();
+        ++ratio_n;
+      }
+    };
+    // RULER: task -> length -> score
+    {
+      std::map<std::string, std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::vector<std::string>>>>> g;
+      for (const auto& r : records_of(c, m.name, "ruler")) {
+        note_ratio(r);
+        auto& slot = g[r["task"].get<std::string>()][std::to_string(r["length"].get<int64_t>())];
+        slot.first.push_back(r["pred"].get<std::string>());
+        slot.second.push_back(r["outputs"].get<std::vector<std::string>>());
+      }
+      std::map<std::string, std::pair<double, int>> avg;
+      for (const auto& [task, lengths] : g)
+        for (const auto& [len, s] : lengths) {
+          const double score = ruler::score_task(task, s.first, s.second);
+          mj["ruler"]["scores"][task][len] = score;
+          mj["ruler"]["samples"][task][len] = s.first.size();
+          avg[len].first += score;
+          avg[len].second += 1;
+        }
+      for (const auto& [len, sn] : avg) mj["ruler"]["average"][len] = py::round_to(sn.first / sn.second, 2);
+    }
+    // NIAH: length -> depth -> mean score x100
+    {
+      std::map<int64_t, std::map<double, std::pair<double, int>>> grid;
+      double total = 0;
+      int n = 0;
+      for (const auto& r : records_of(c, m.name, "niah")) {
+        note_ratio(r);
+        auto& cell = grid[r["length"].get<int64_t>()][r["depth"].get<double>()];
+        cell.first += r["score"].get<double>();
+        cell.second += 1;
+        total += r["score"].get<double>();
+        ++n;
+      }
+      for (const auto& [len, depths] : grid)
+        for (const auto& [depth, sn] : depths) {
+          char key[32];
+          std::snprintf(key, sizeof(key), "%g", depth);
+          mj["niah"]["grid"][std::to_string(len)][key] = 100.0 * sn.first / sn.second;
+        }
+      if (n) mj["niah"]["average"] = 100.0 * total / n;
+    }
+    // LongBench
+    {
+      std::map<std::string, std::vector<longbench::Prediction>> by_dataset;
+      for (const auto& r : records_of(c, m.name, "longbench")) {
+        note_ratio(r);
+        longbench::Prediction p;
+        p.pred = r["pred"].get<std::string>();
+        p.answers = r["answers"].get<std::vector<std::string>>();
+        if (r["all_classes"].is_array()) p.all_classes = r["all_classes"].get<std::vector<std::string>>();
+        p.length = r.value("length", -1);
+        by_dataset[r["dataset"].get<std::string>()].push_back(std::move(p));
+      }
+      double sum = 0;
+      for (const auto& [d, preds] : by_dataset) {
+        const double s = longbench::score_dataset(d, preds);
+        mj["longbench"]["scores"][d] = s;
+        sum += s;
+      }
+      if (!by_dataset.empty()) mj["longbench"]["average"] = py::round_to(sum / by_dataset.size(), 2);
+    }
+    // Fidelity
+    {
+      FidelityStats all;
+      for (const auto& r : records_of(c, m.name, "fidelity")) {
+        note_ratio(r);
+        all.merge(FidelityStats::from_json(r));
+      }
+      if (all.tokens) mj["fidelity"] = all.to_json();
+    }
+    if (ratio_n) mj["bytes_ratio"] = ratio_sum / ratio_n;
+    out["methods"][m.name] = mj;
+  }
+  return out;
+}
+
+void write_eval_report(const EvalConfig& c) {
+  const auto metrics = score_evaluation(c);
+  write_text_atomic(join_path(c.out_dir, "metrics.json"), metrics.dump(2) + "\n");
+  std::ostringstream md;
+  md << "# Evaluation: " << c.model << "\n\n";
+  md << "Config: `" << c.source << "`. Command: `echokv-eval --config " << c.source << "`.\n";
+  md << "Scores: RULER string_match (x100), NIAH key-word recall (x100), LongBench official metrics; "
+        "fidelity against the full cache on the same tokens.\n\n";
+  md << "| method | cache | stored bytes / full |\n|---|---|---|\n";
+  for (const auto& m : c.methods) {
+    const auto& mj = metrics["methods"][m.name];
+    md << "| " << m.name << " | " << m.cache << " | " << (mj.contains("bytes_ratio") ? fmt(mj["bytes_ratio"].get<double>(), 3) : "-") << " |\n";
+  }
+  md << "\n";
+  // score-vs-ratio series: one per cache kind, points at each method's measured ratio
+  std::map<std::string, std::map<std::string, svg::LineSeries>> curves;  // chart -> kind -> series
+  auto add_point = [&](const std::string& chart, const EvalMethod& m, double y) {
+    const auto& mj = metrics["methods"][m.name];
+    if (!mj.contains("bytes_ratio")) return;
+    auto& s = curves[chart][m.cache];
+    s.name = m.cache;
+    s.x.push_back(mj["bytes_ratio"].get<double>());
+    s.y.push_back(y);
+  };
+  if (c.ruler) {
+    std::set<std::string> tasks;
+    for (const auto& m : c.methods)
+      if (metrics["methods"][m.name].contains("ruler"))
+        for (const auto& [t, _] : metrics["methods"][m.name]["ruler"]["scores"].items()) tasks.insert(t);
+    for (int64_t len : c.ruler->lengths) {
+      const std::string L = std::to_string(len);
+      md << "## RULER at " << len << " tokens\n\n| method |";
+      for (const auto& t : tasks) md << " " << t << " |";
+      md << " average |\n|---|";
+      for (size_t i = 0; i <= tasks.size(); ++i) md << "---|";
+      md << "\n";
+      for (const auto& m : c.methods) {
+        const auto& r = metrics["methods"][m.name]["ruler"];
+        md << "| " << m.name << " |";
+        for (const auto& t : tasks) {
+          const bool has = r.contains("scores") && r["scores"].contains(t) && r["scores"][t].contains(L);
+          md << " " << (has ? fmt(r["scores"][t][L].get<double>()) : "-") << " |";
+        }
+        const bool has_avg = r.contains("average") && r["average"].contains(L);
+        md << " " << (has_avg ? fmt(r["average"][L].get<double>()) : "-") << " |\n";
+        if (has_avg) add_point("RULER average at " + L, m, r["average"][L].get<double>());
+      }
+      md << "\n";
+    }
+  }
+  if (c.niah) {
+    md << "## Needle in a haystack\n\n| method | average |\n|---|---|\n";
+    std::vector<svg::HeatmapPanel> panels;
+    for (const auto& m : c.methods) {
+      const auto& n = metrics["methods"][m.name]["niah"];
+      if (!n.contains("average")) continue;
+      md << "| " << m.name << " | " << fmt(n["average"].get<double>()) << " |\n";
+      add_point("NIAH average", m, n["average"].get<double>());
+      svg::HeatmapPanel p;
+      p.title = m.name + " (avg " + fmt(n["average"].get<double>(), 1) + ")";
+      for (double d : c.niah->depths) {
+        char key[32];
+        std::snprintf(key, sizeof(key), "%g", d);
+        p.row_labels.push_back(std::string(key) + "%");
+        std::vector<double> row;
+        for (int64_t len : c.niah->lengths) {
+          const std::string L = std::to_string(len);
+          row.push_back(n["grid"].contains(L) && n["grid"][L].contains(key) ? n["grid"][L][key].get<double>() : NAN);
+        }
+        p.values.push_back(row);
+      }
+      for (int64_t len : c.niah->lengths) p.col_labels.push_back(std::to_string(len));
+      panels.push_back(p);
+    }
+    if (!panels.empty()) {
+      svg::HeatmapOptions o;
+      o.title = "Needle in a haystack: score by depth and context length";
+      o.x_label = "context length (tokens)";
+      o.y_label = "needle depth";
+      o.scale_label = "score (x100)";
+      o.vmin = 0;
+      o.vmax = 100;
+      o.columns = 3;
+      write_text_atomic(join_path(c.out_dir, "niah.svg"), svg::heatmaps(panels, o));
+      md << "\n![NIAH heat maps](niah.svg)\n";
+    }
+    md << "\n";
+  }
+  if (c.longbench) {
+    md << "## LongBench\n\n| method |";
+    for (const auto& d : c.longbench->datasets) md << " " << d << " |";
+    md << " average |\n|---|";
+    for (size_t i = 0; i <= c.longbench->datasets.size(); ++i) md << "---|";
+    md << "\n";
+    for (const auto& m : c.methods) {
+      const auto& l = metrics["methods"][m.name]["longbench"];
+      md << "| " << m.name << " |";
+      for (const auto& d : c.longbench->datasets)
+        md << " " << (l.contains("scores") && l["scores"].contains(d) ? fmt(l["scores"][d].get<double>()) : "-") << " |";
+      md << " " << (l.contains("average") ? fmt(l["average"].get<double>()) : "-") << " |\n";
+      if (l.contains("average")) add_point("LongBench average", m, l["average"].get<double>());
+    }
+    md << "\n";
+  }
+  if (c.fidelity) {
+    md << "## Fidelity against the full cache\n\n| method | tokens | KL(full || method) | top-1 agreement | ppl | ppl (full) |\n"
+          "|---|---|---|---|---|---|\n";
+    for (const auto& m : c.methods) {
+      const auto& f = metrics["methods"][m.name]["fidelity"];
+      if (f.is_null()) continue;
+      md << "| " << m.name << " | " << f["tokens"].get<int64_t>() << " | " << fmt(f["kl"].get<double>(), 5) << " | "
+         << fmt(100 * f["top1"].get<double>(), 2) << "% | " << fmt(f["ppl"].get<double>(), 3) << " | "
+         << fmt(f["ppl_full"].get<double>(), 3) << " |\n";
+      add_point("Top-1 agreement with the full cache (%)", m, 100 * f["top1"].get<double>());
+    }
+    md << "\n";
+  }
+  if (!curves.empty()) {
+    md << "## Score vs stored-bytes ratio\n\n";
+    int index = 0;
+    for (const auto& [chart, kinds] : curves) {
+      std::vector<svg::LineSeries> series;
+      for (const auto& [_, s] : kinds) series.push_back(s);
+      svg::BarOptions o;
+      o.title = chart + " vs KV bytes ratio";
+      o.x_label = "stored bytes / full";
+      o.y_label = "score";
+      o.ymin = 0;
+      o.ymax = 100;
+      const std::string file = "score-vs-ratio-" + std::to_string(index++) + ".svg";
+      write_text_atomic(join_path(c.out_dir, file), svg::lines(series, o, 0.0, 1.05));
+      md << "![" << chart << "](" << file << ")\n\n";
+    }
+  }
+  write_text_atomic(join_path(c.out_dir, "report.md"), md.str());
+}
+
+}  // namespace echokv

@@ -1,0 +1,294 @@
+#include "eval/eval_runner.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/progress.h"
+#include "echo/cache_selection.h"
+#include "eval/eval_report.h"
+#include "eval/fidelity.h"
+#include "eval/longbench_prompt.h"
+#include "eval/niah.h"
+#include "eval/ruler_tasks.h"
+#include "io/jsonl.h"
+#include "io/safetensors.h"
+#include "model/generate.h"
+#include "model/session.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#include "train/corpus.h"
+
+namespace echokv {
+namespace {
+
+namespace fs = std::filesystem;
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Keys of the records already in a predictions file; a torn last line (crash mid-append)
+// is dropped by rewriting the file with the complete records.
+std::set<std::string> finished_keys(const std::string& path) {
+  std::set<std::string> keys;
+  if (!file_exists(path)) return keys;
+  const auto records = read_jsonl(path, true);
+  const std::string text = read_text_file(path);
+  if (!text.empty() && text.back() != '\n') {
+    std::string clean;
+    for (const auto& r : records) clean += r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    write_text_atomic(path, clean);
+  }
+  for (const auto& r : records)
+    if (r.contains("key") && r["key"].is_string()) keys.insert(r["key"].get<std::string>());
+  return keys;
+}
+
+template <typename T>
+std::vector<T> load_or_generate(const std::string& path, const std::function<std::vector<T>()>& generate,
+                                const std::function<T(const nlohmann::json&, const std::string&)>& parse) {
+  if (file_exists(path)) {
+    std::vector<T> out;
+    const auto records = read_jsonl(path);
+    for (size_t i = 0; i < records.size(); ++i) out.push_back(parse(records[i], path + ": record " + std::to_string(i + 1)));
+    return out;
+  }
+  auto samples = generate();
+  std::string text;
+  for (const auto& s : samples) text += s.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  write_text_atomic(path, text);
+  return samples;
+}
+
+struct WorkItem {
+  std::string benchmark, key;
+  std::function<nlohmann::json(const CacheSelection&)> run;  // returns the record (without key/benchmark)
+};
+
+class Progress {
+ public:
+  Progress(int64_t total, bool enabled) : total_(total), enabled_(enabled), start_(now_seconds()) {}
+  void step(const std::string& what) {
+    ++done_;
+    if (!enabled_) return;
+    const double el = now_seconds() - start_;
+    const double eta = done_ ? el / done_ * (total_ - done_) : 0;
+    std::fprintf(stderr, "[eval] %lld/%lld %s | %.1f s/item | elapsed %s | ETA %s\n", (long long)done_, (long long)total_,
+                 what.c_str(), done_ ? el / done_ : 0.0, format_duration(el).c_str(), format_duration(eta).c_str());
+  }
+
+ private:
+  int64_t total_, done_ = 0;
+  bool enabled_;
+  double start_;
+};
+
+}  // namespace
+
+void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
+  fs::create_directories(join_path(c.out_dir, "data"));
+  for (const auto& m : c.methods) fs::create_directories(join_path(join_path(c.out_dir, "predictions"), m.name));
+  write_text_atomic(join_path(c.out_dir, "config.yaml"), read_text_file(c.source));
+
+  auto model = load_model_for_run(c.model, c.device, c.dtype, c.threads);
+  // Token-id fidelity (e.g. stories260K, whose tokenizer is not available) needs no tokenizer.
+  const bool needs_tokenizer = c.ruler || c.niah || c.longbench || (c.fidelity && c.fidelity->source != "safetensors");
+  std::unique_ptr<Tokenizer> tokenizer = needs_tokenizer ? load_tokenizer(c.model) : nullptr;
+  ChatOptions chat;
+  std::vector<int64_t> stop_ids;
+  if (tokenizer) {
+    chat.format = c.chat_format == "auto" ? detect_chat_format(*tokenizer, c.model) : parse_chat_format(c.chat_format);
+    stop_ids = chat_stop_ids(*tokenizer, chat.format);
+    if (auto eos = tokenizer->eos_id()) stop_ids.push_back(*eos);
+  }
+  const PromptTokenCounter count = [&](const std::string& input, const std::string& prefix) {
+    return static_cast<int64_t>(render_chat(*tokenizer, {{"user", input}}, chat).size() + tokenizer->encode(prefix).size());
+  };
+  auto prompt_ids = [&](const std::string& input, const std::string& prefix) {
+    auto ids = render_chat(*tokenizer, {{"user", input}}, chat);
+    const auto p = tokenizer->encode(prefix);
+    ids.insert(ids.end(), p.begin(), p.end());
+    return ids;
+  };
+
+  // Greedy generation through the method's cache; returns text (stop token excluded) and stats.
+  auto run_generation = [&](const CacheSelection& sel, const std::vector<int64_t>& ids, int64_t max_new,
+                            const std::vector<int64_t>& extra_stops) {
+    check_ids_in_vocab(*model, ids);
+    auto cache = make_cache(*model, sel, static_cast<int64_t>(ids.size()) + max_new + 1);
+    GenerateOptions g;
+    g.max_new_tokens = max_new;
+    g.stop_ids = stop_ids;
+    g.stop_ids.insert(g.stop_ids.end(), extra_stops.begin(), extra_stops.end());
+    g.prefill_chunk = c.prefill_chunk;
+    const auto r = generate(*model, *cache, ids, g);
+    std::vector<int64_t> toks = r.tokens;
+    if (r.stop_reason == "stop_id" && !toks.empty()) toks.pop_back();
+    nlohmann::json j;
+    j["pred"] = tokenizer->decode(toks, true);
+    j["input_tokens"] = ids.size();
+    j["new_tokens"] = toks.size();
+    j["bytes_ratio"] = cache->full_bytes() > 0 ? static_cast<double>(cache->bytes()) / static_cast<double>(cache->full_bytes()) : 1.0;
+    j["prefill_seconds"] = r.prefill_seconds;
+    j["decode_seconds"] = r.decode_seconds;
+    return j;
+  };
+
+  std::vector<WorkItem> items;
+  // RULER
+  if (c.ruler) {
+    RulerData data(c.ruler->data_dir, c.ruler->squad_path, c.ruler->hotpotqa_path);
+    std::vector<std::string> tasks = c.ruler->tasks.empty() ? data.task_names() : c.ruler->tasks;
+    for (const auto& task : tasks) {
+      if (const auto why = data.unavailable_reason(task); !why.empty()) {
+        std::fprintf(stderr, "[eval] skipping RULER %s: %s\n", task.c_str(), why.c_str());
+        continue;
+      }
+      for (int64_t len : c.ruler->lengths) {
+        const std::string path = join_path(join_path(c.out_dir, "data"), "ruler-" + task + "-" + std::to_string(len) + ".jsonl");
+        auto samples = load_or_generate<RulerSample>(
+            path, [&] { return data.generate(task, len, c.ruler->samples, c.seed, count); }, RulerSample::from_json);
+        for (const auto& s : samples) {
+          items.push_back({"ruler", task + "/" + std::to_string(len) + "/" + std::to_string(s.index),
+                           [&, s](const CacheSelection& sel) {
+                             auto j = run_generation(sel, prompt_ids(s.input, s.answer_prefix), s.tokens_to_generate, {});
+                             j["task"] = s.task;
+                             j["index"] = s.index;
+                             j["length"] = s.max_length;
+                             j["sample_length"] = s.length;
+                             j["outputs"] = s.outputs;
+                             return j;
+                           }});
+        }
+      }
+    }
+  }
+  // NIAH
+  if (c.niah) {
+    const std::string path = join_path(join_path(c.out_dir, "data"), "niah.jsonl");
+    auto samples = load_or_generate<NiahSample>(path, [&] { return generate_niah(*c.niah, count); }, NiahSample::from_json);
+    for (const auto& s : samples) {
+      char key[64];
+      std::snprintf(key, sizeof(key), "%lld/%g", (long long)s.length, s.depth);
+      items.push_back({"niah", key, [&, s](const CacheSelection& sel) {
+                         auto j = run_generation(sel, prompt_ids(s.input, s.answer_prefix), c.niah->tokens_to_generate, {});
+                         j["length"] = s.length;
+                         j["depth"] = s.depth;
+                         j["keywords"] = s.keywords;
+                         j["score"] = niah_score(j["pred"].get<std::string>(), s.keywords);
+                         return j;
+                       }});
+    }
+  }
+  // LongBench
+  std::shared_ptr<LongBenchPrompts> lb_prompts;
+  if (c.longbench) {
+    lb_prompts = std::make_shared<LongBenchPrompts>(LongBenchPrompts::load(c.longbench->config_dir));
+    for (const auto& dataset : c.longbench->datasets) {
+      const std::string path = join_path(c.longbench->data_dir, dataset + ".jsonl");
+      if (!file_exists(path)) fail(path, "LongBench data for '" + dataset + "' not found (download it yourself; not shipped)");
+      auto records = read_jsonl(path);
+      if (c.longbench->samples > 0 && static_cast<int64_t>(records.size()) > c.longbench->samples)
+        records.resize(static_cast<size_t>(c.longbench->samples));
+      for (size_t i = 0; i < records.size(); ++i) {
+        const auto record = records[i];
+        const std::string where = path + ": record " + std::to_string(i + 1);
+        items.push_back({"longbench", dataset + "/" + std::to_string(i), [&, record, dataset, where](const CacheSelection& sel) {
+                           const auto in = build_longbench_input(*lb_prompts, dataset, record, *tokenizer, chat,
+                                                                 c.longbench->max_length, where);
+                           auto j = run_generation(sel, in.ids, in.max_new_tokens, in.extra_stop_ids);
+                           j["dataset"] = dataset;
+                           j["answers"] = record.value("answers", nlohmann::json::array());
+                           j["all_classes"] = record.value("all_classes", nlohmann::json());
+                           j["length"] = record.value("length", 0);
+                           j["_id"] = record.value("_id", "");
+                           return j;
+                         }});
+      }
+    }
+  }
+  // Fidelity: sequences of token ids; the full cache's logits are the reference.
+  std::vector<std::vector<int64_t>> fidelity_seqs;
+  if (c.fidelity) {
+    const auto& f = *c.fidelity;
+    if (f.source == "safetensors") {
+      auto tensors = load_safetensors(f.path);
+      auto it = tensors.find(f.tensor);
+      if (it == tensors.end()) fail(f.path, "no tensor '" + f.tensor + "'");
+      auto t = it->second.to(torch::kInt64);
+      if (t.dim() != 2) fail(f.path, "tensor '" + f.tensor + "' must be [sequences, tokens]");
+      for (int64_t i = 0; i < std::min<int64_t>(t.size(0), f.sequences); ++i) {
+        auto row = t[i].slice(0, 0, std::min<int64_t>(t.size(1), f.seq_len)).contiguous();
+        fidelity_seqs.emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+      }
+    } else {
+      std::vector<std::string> texts = f.source == "jsonl" ? read_jsonl_texts(f.path) : std::vector<std::string>{read_text_file(f.path)};
+      std::vector<int64_t> stream;
+      for (const auto& t : texts) {
+        auto ids = tokenizer->encode(t, tokenizer->bos_id().has_value());
+        stream.insert(stream.end(), ids.begin(), ids.end());
+        if (static_cast<int64_t>(stream.size()) >= f.sequences * f.seq_len) break;
+      }
+      for (int64_t i = 0; i < f.sequences && (i + 1) * f.seq_len <= static_cast<int64_t>(stream.size()); ++i)
+        fidelity_seqs.emplace_back(stream.begin() + i * f.seq_len, stream.begin() + (i + 1) * f.seq_len);
+    }
+    if (fidelity_seqs.empty()) fail(f.path, "fidelity source gives no sequence of " + std::to_string(f.seq_len) + " tokens");
+  }
+  std::map<size_t, torch::Tensor> full_logits_cache;  // sequence -> full-cache logits (one at a time)
+  for (size_t i = 0; i < fidelity_seqs.size(); ++i) {
+    items.push_back({"fidelity", "seq/" + std::to_string(i), [&, i](const CacheSelection& sel) {
+                       const auto& ids = fidelity_seqs[i];
+                       check_ids_in_vocab(*model, ids);
+                       if (!full_logits_cache.count(i)) {
+                         full_logits_cache.clear();
+                         auto full = make_cache(*model, CacheSelection{}, static_cast<int64_t>(ids.size()));
+                         full_logits_cache[i] = sequence_logits(*model, ids, c.fidelity->chunk, *full);
+                       }
+                       auto cache = make_cache(*model, sel, static_cast<int64_t>(ids.size()));
+                       auto logits = sequence_logits(*model, ids, c.fidelity->chunk, *cache);
+                       FidelityStats st;
+                       st.add(full_logits_cache[i], logits, ids);
+                       auto j = st.to_json();
+                       j["bytes_ratio"] = cache->full_bytes() > 0 ? static_cast<double>(cache->bytes()) / cache->full_bytes() : 1.0;
+                       return j;
+                     }});
+  }
+
+  // Run what is missing, method by method (fidelity items of all methods share the full logits).
+  if (!options.score_only) {
+    std::map<std::string, std::map<std::string, std::set<std::string>>> done;  // method -> benchmark -> keys
+    int64_t todo = 0;
+    for (const auto& m : c.methods)
+      for (const auto& b : {"ruler", "niah", "longbench", "fidelity"}) {
+        done[m.name][b] = finished_keys(join_path(join_path(join_path(c.out_dir, "predictions"), m.name), std::string(b) + ".jsonl"));
+      }
+    for (const auto& it : items)
+      for (const auto& m : c.methods) todo += done[m.name][it.benchmark].count(it.key) ? 0 : 1;
+    std::map<std::string, CacheSelection> selections;
+    for (const auto& m : c.methods) selections[m.name] = select_cache(m.cache, m.echo_dir, *model, c.model, m.echo);
+    Progress progress(todo, options.progress);
+    if (options.progress)
+      std::fprintf(stderr, "[eval] %zu samples x %zu methods: %lld to run\n", items.size(), c.methods.size(), (long long)todo);
+    for (const auto& it : items) {
+      for (const auto& m : c.methods) {
+        if (done[m.name][it.benchmark].count(it.key)) continue;
+        const double t0 = now_seconds();
+        auto record = it.run(selections[m.name]);
+        record["benchmark"] = it.benchmark;
+        record["key"] = it.key;
+        record["method"] = m.name;
+        record["seconds"] = now_seconds() - t0;
+        append_jsonl(join_path(join_path(join_path(c.out_dir, "predictions"), m.name), it.benchmark + ".jsonl"), record);
+        progress.step(m.name + " " + it.benchmark + " " + it.key);
+      }
+    }
+  }
+  write_eval_report(c);
+}
+
+}  // namespace echokv

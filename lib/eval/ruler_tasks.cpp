@@ -1,0 +1,534 @@
+#include "eval/ruler_tasks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include <yaml-cpp/yaml.h>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "eval/py_text.h"
+#include "eval/sample_rng.h"
+#include "eval/sentence_split.h"
+#include "io/jsonl.h"
+
+namespace echokv {
+
+namespace {
+
+const char* kNoise = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
+const char* kNeedle = "One of the special magic {type_needle_v} for {key} is: {value}.";
+
+// str.replace(old, new) for every occurrence.
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  size_t at = 0;
+  while ((at = s.find(from, at)) != std::string::npos) {
+    s.replace(at, from.size(), to);
+    at += to.size();
+  }
+  return s;
+}
+
+// str.format with named fields only ({name}); unknown fields are left as they are.
+std::string format(const std::string& tmpl, const std::map<std::string, std::string>& fields) {
+  std::string out;
+  size_t i = 0;
+  while (i < tmpl.size()) {
+    if (tmpl[i] == '{') {
+      const size_t close = tmpl.find('}', i);
+      if (close != std::string::npos) {
+        auto it = fields.find(tmpl.substr(i + 1, close - i - 1));
+        if (it != fields.end()) {
+          out += it->second;
+          i = close + 1;
+          continue;
+        }
+      }
+    }
+    out.push_back(tmpl[i++]);
+  }
+  return out;
+}
+
+std::vector<std::string> read_word_list(const std::string& path) {
+  std::vector<std::string> words;
+  std::set<std::string> seen;
+  for (const auto& line : py::split_on(read_text_file(path), "\n")) {
+    const std::string w = py::strip(line);
+    if (!w.empty() && seen.insert(w).second) words.push_back(w);
+  }
+  if (words.empty()) fail(path, "word list is empty");
+  return words;
+}
+
+std::string random_letters(SampleRng& rng, int k, char base) {
+  std::string s;
+  for (int i = 0; i < k; ++i) s.push_back(static_cast<char>(base + rng.below(26)));
+  return s;
+}
+
+struct Made {
+  std::string input, prefix;
+  std::vector<std::string> outputs;
+};
+
+}  // namespace
+
+struct RulerData::Impl {
+  std::string dir, squad_path, hotpot_path;
+  std::vector<std::string> essay_words, nouns, adjs, cwe_words;
+  struct Qa {
+    std::string query;
+    std::vector<std::string> outputs;
+    std::vector<size_t> context, more;
+  };
+  mutable std::map<std::string, std::pair<std::vector<Qa>, std::vector<std::string>>> qa_cache;
+
+  const std::pair<std::vector<Qa>, std::vector<std::string>>& qa(const std::string& dataset) const;
+};
+
+std::string RulerTask::arg(const std::string& key) const {
+  auto it = args.find(key);
+  if (it == args.end()) throw Error("RULER task '" + name + "': synthetic.yaml gives no '" + key + "'");
+  return it->second;
+}
+
+int64_t RulerTask::int_arg(const std::string& key) const {
+  const std::string v = arg(key);
+  try {
+    return std::stoll(v);
+  } catch (...) {
+    throw Error("RULER task '" + name + "': '" + key + "' is not an integer: " + v);
+  }
+}
+
+nlohmann::json RulerSample::to_json() const {
+  return {{"task", task}, {"index", index}, {"input", input}, {"answer_prefix", answer_prefix}, {"outputs", outputs},
+          {"length", length}, {"max_length", max_length}, {"tokens_to_generate", tokens_to_generate}};
+}
+
+RulerSample RulerSample::from_json(const nlohmann::json& j, const std::string& where) {
+  RulerSample s;
+  s.task = json_string(j, "task", where);
+  s.input = json_string(j, "input", where);
+  s.answer_prefix = j.value("answer_prefix", "");
+  s.outputs = json_string_list(j, "outputs", where);
+  s.index = j.value("index", 0);
+  s.length = j.value("length", 0);
+  s.max_length = j.value("max_length", 0);
+  s.tokens_to_generate = j.value("tokens_to_generate", 0);
+  return s;
+}
+
+RulerData::RulerData(const std::string& data_dir, std::string squad_path, std::string hotpotqa_path)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->dir = data_dir;
+  impl_->squad_path = std::move(squad_path);
+  impl_->hotpot_path = std::move(hotpotqa_path);
+  const std::string yaml_path = join_path(data_dir, "synthetic.yaml");
+  const std::string templates_path = join_path(data_dir, "templates.json");
+  if (!file_exists(yaml_path)) fail(yaml_path, "RULER task configs not found (set the RULER data folder)");
+  nlohmann::json templates;
+  try {
+    templates = nlohmann::json::parse(read_text_file(templates_path));
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(templates_path, std::string("malformed JSON: ") + e.what());
+  }
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(yaml_path);
+  } catch (const YAML::Exception& e) {
+    fail(yaml_path, std::string("malformed YAML: ") + e.what());
+  }
+  for (const auto& kv : root) {
+    RulerTask t;
+    t.name = kv.first.as<std::string>();
+    t.kind = kv.second["task"].as<std::string>("");
+    for (const auto& a : kv.second["args"]) t.args[a.first.as<std::string>()] = a.second.as<std::string>();
+    if (!templates.contains(t.kind)) fail(templates_path, "no template for task kind '" + t.kind + "' (task " + t.name + ")");
+    const auto& tj = templates[t.kind];
+    t.template_text = tj.value("template", "");
+    t.answer_prefix = tj.value("answer_prefix", "");
+    t.tokens_to_generate = tj.value("tokens_to_generate", 0);
+    task_names_.push_back(t.name);
+    tasks_[t.name] = t;
+  }
+  // Haystack and word lists.
+  const std::string essay_path = join_path(data_dir, "PaulGrahamEssays.json");
+  nlohmann::json essay;
+  try {
+    essay = nlohmann::json::parse(read_text_file(essay_path));
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(essay_path, std::string("malformed JSON: ") + e.what());
+  }
+  if (!essay.contains("text") || !essay["text"].is_string()) fail(essay_path, "expected {\"text\": ...}");
+  // re.sub(r'\s+', " ", essay).split(" ")
+  const std::string normalized = py::sub(R"(\s+)", " ", essay["text"].get<std::string>());
+  impl_->essay_words = py::split_on(normalized, " ");
+  impl_->nouns = read_word_list(join_path(data_dir, "nounlist.txt"));
+  impl_->adjs = read_word_list(join_path(data_dir, "adjectivelist.txt"));
+  std::set<std::string> all(impl_->nouns.begin(), impl_->nouns.end());
+  all.insert(impl_->adjs.begin(), impl_->adjs.end());
+  for (auto& v : read_word_list(join_path(data_dir, "verblist.txt"))) all.insert(v);
+  impl_->cwe_words.assign(all.begin(), all.end());
+}
+
+RulerData::~RulerData() = default;
+
+const RulerTask& RulerData::task(const std::string& name) const {
+  auto it = tasks_.find(name);
+  if (it == tasks_.end()) {
+    std::string known;
+    for (const auto& n : task_names_) known += (known.empty() ? "" : ", ") + n;
+    throw Error("unknown RULER task '" + name + "' (known: " + known + ")");
+  }
+  return it->second;
+}
+
+std::string RulerData::unavailable_reason(const std::string& name) const {
+  const RulerTask& t = task(name);
+  if (t.kind != "qa") return "";
+  const std::string dataset = t.arg("dataset");
+  const std::string& path = dataset == "squad" ? impl_->squad_path : impl_->hotpot_path;
+  if (path.empty()) return name + " needs the " + dataset + " dev JSON (not shipped); give its path in the config";
+  if (!file_exists(path)) return name + ": " + path + " does not exist";
+  return "";
+}
+
+const std::pair<std::vector<RulerData::Impl::Qa>, std::vector<std::string>>& RulerData::Impl::qa(
+    const std::string& dataset) const {
+  auto it = qa_cache.find(dataset);
+  if (it != qa_cache.end()) return it->second;
+  const std::string& path = dataset == "squad" ? squad_path : hotpot_path;
+  nlohmann::json data;
+  try {
+    data = nlohmann::json::parse(read_text_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("malformed JSON: ") + e.what());
+  }
+  std::vector<Qa> qas;
+  std::set<std::string> doc_set;
+  std::vector<std::pair<std::vector<std::string>, Qa>> raw;  // documents by text, resolved to ids below
+  try {
+    if (dataset == "squad") {
+      for (const auto& d : data.at("data"))
+        for (const auto& p : d.at("paragraphs")) doc_set.insert(p.at("context").get<std::string>());
+    } else {
+      for (const auto& d : data)
+        for (const auto& c : d.at("context")) {
+          std::string text = c.at(0).get<std::string>() + "\n";
+          for (const auto& s : c.at(1)) text += s.get<std::string>();
+          doc_set.insert(text);
+        }
+    }
+    std::vector<std::string> docs(doc_set.begin(), doc_set.end());  // sorted(set(...))
+    std::map<std::string, size_t> id;
+    for (size_t i = 0; i < docs.size(); ++i) id[docs[i]] = i;
+    if (dataset == "squad") {
+      for (const auto& d : data.at("data")) {
+        std::vector<size_t> more;
+        for (const auto& p : d.at("paragraphs")) more.push_back(id.at(p.at("context").get<std::string>()));
+        for (const auto& p : d.at("paragraphs")) {
+          const size_t own = id.at(p.at("context").get<std::string>());
+          for (const auto& q : p.at("qas")) {
+            if (q.value("is_impossible", false)) continue;
+            Qa qa;
+            qa.query = q.at("question").get<std::string>();
+            for (const auto& a : q.at("answers")) qa.outputs.push_back(a.at("text").get<std::string>());
+            qa.context = {own};
+            for (size_t m : more)
+              if (m != own) qa.more.push_back(m);
+            qas.push_back(std::move(qa));
+          }
+        }
+      }
+    } else {
+      for (const auto& d : data) {
+        Qa qa;
+        qa.query = d.at("question").get<std::string>();
+        qa.outputs = {d.at("answer").get<std::string>()};
+        for (const auto& c : d.at("context")) {
+          std::string text = c.at(0).get<std::string>() + "\n";
+          for (const auto& s : c.at(1)) text += s.get<std::string>();
+          qa.context.push_back(id.at(text));
+        }
+        qas.push_back(std::move(qa));
+      }
+    }
+    return qa_cache[dataset] = {std::move(qas), std::move(docs)};
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, "not a " + dataset + " dev file: " + e.what());
+  }
+}
+
+std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t max_length, int64_t num_samples,
+                                             uint64_t seed, const PromptTokenCounter& count) const {
+  const RulerTask& t = task(name);
+  if (const std::string why = unavailable_reason(name); !why.empty()) throw Error(why);
+  SampleRng rng(seed, name + "/" + std::to_string(max_length));
+  const Impl& d = *impl_;
+  const int64_t ttg = t.tokens_to_generate;
+  auto total = [&](const Made& m) { return count(m.input, m.prefix) + ttg; };
+
+  std::function<Made(int64_t, int64_t)> make;  // (haystack size, sample index) -> sample
+  int64_t incremental = 10;
+
+  if (t.kind == "niah") {
+    const std::string type_haystack = t.arg("type_haystack"), type_k = t.arg("type_needle_k"), type_v = t.arg("type_needle_v");
+    const int64_t nv = t.int_arg("num_needle_v"), nq = t.int_arg("num_needle_q");
+    const int64_t nk = std::max(t.int_arg("num_needle_k"), nq);  // as niah.py: at least as many keys as queries
+    incremental = type_haystack == "essay" ? 500 : (max_length < 4096 ? 5 : 25);
+    std::vector<int> depths;  // np.round(np.linspace(0, 100, 40)).astype(int)
+    for (int i = 0; i < 40; ++i) depths.push_back(static_cast<int>(std::nearbyint(100.0 * i / 39.0)));
+    auto random_value = [&d, &rng](const std::string& type) -> std::string {
+      if (type == "numbers") return std::to_string(rng.randint(1000000, 9999999));
+      if (type == "words") return rng.choice(d.adjs) + "-" + rng.choice(d.nouns);
+      if (type == "uuids") {
+        const uint64_t hi = (rng.bits64() & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
+        const uint64_t lo = (rng.bits64() & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
+        char buf[40];
+        std::snprintf(buf, sizeof(buf), "%08llx-%04llx-%04llx-%04llx-%012llx", (unsigned long long)(hi >> 32),
+                      (unsigned long long)((hi >> 16) & 0xFFFF), (unsigned long long)(hi & 0xFFFF),
+                      (unsigned long long)(lo >> 48), (unsigned long long)(lo & 0xFFFFFFFFFFFFULL));
+        return buf;
+      }
+      throw Error("RULER niah: unknown needle type '" + type + "'");
+    };
+    make = [=, &d, &rng, &t](int64_t n, int64_t) -> Made {
+      std::vector<std::string> keys, needles;
+      std::vector<std::vector<std::string>> values;
+      for (int64_t k = 0; k < nk; ++k) {
+        keys.push_back(random_value(type_k));
+        values.emplace_back();
+        for (int64_t v = 0; v < nv; ++v) {
+          values.back().push_back(random_value(type_v));
+          needles.push_back(format(kNeedle, {{"type_needle_v", type_v}, {"key", keys.back()}, {"value", values.back().back()}}));
+        }
+      }
+      rng.shuffle(needles);
+      std::string context;
+      if (type_haystack == "essay") {
+        std::vector<std::string> words;
+        for (int64_t i = 0; i < n; ++i) words.push_back(d.essay_words[static_cast<size_t>(i) % d.essay_words.size()]);
+        const auto sents = split_sentences(py::strip(py::join(words, " ")));
+        std::vector<size_t> positions;
+        for (size_t i : rng.sample_indices(depths.size(), needles.size()))
+          positions.push_back(static_cast<size_t>(static_cast<double>(sents.size()) * (depths[i] / 100.0)));
+        std::sort(positions.begin(), positions.end());
+        positions.insert(positions.begin(), 0);
+        positions.push_back(sents.size());
+        std::vector<std::string> parts;
+        for (size_t i = 1; i < positions.size(); ++i) {
+          parts.push_back(py::join(std::vector<std::string>(sents.begin() + positions[i - 1], sents.begin() + positions[i]), " "));
+          if (i - 1 < needles.size()) parts.push_back(needles[i - 1]);
+        }
+        context = py::join(parts, " ");
+      } else {
+        std::vector<std::string> sentences;
+        for (int64_t i = 0; i < n; ++i)
+          sentences.push_back(type_haystack == "noise" ? std::string(kNoise)
+                                                       : format(kNeedle, {{"type_needle_v", type_v},
+                                                                          {"key", random_value(type_k)},
+                                                                          {"value", random_value(type_v)}}));
+        auto idx = rng.sample_indices(static_cast<size_t>(n), needles.size());
+        std::sort(idx.rbegin(), idx.rend());
+        for (size_t i = 0; i < idx.size(); ++i) sentences.insert(sentences.begin() + idx[i], needles[i]);
+        context = py::join(sentences, "\n");
+      }
+      std::vector<std::string> queries, answers;
+      for (size_t i : rng.sample_indices(static_cast<size_t>(nk), static_cast<size_t>(nq))) {
+        queries.push_back(keys[i]);
+        for (const auto& v : values[i]) answers.push_back(v);
+      }
+      std::string query = queries.back();
+      if (queries.size() > 1)
+        query = py::join(std::vector<std::string>(queries.begin(), queries.end() - 1), ", ") + ", and " + queries.back();
+      std::string tmpl = t.template_text, prefix = t.answer_prefix, type_shown = type_v;
+      if (nq * nv == 1) {  // the singular rewrite, on template and answer prefix alike
+        for (std::string* s : {&tmpl, &prefix}) {
+          *s = replace_all(*s, "Some", "A");
+          *s = replace_all(*s, "are all", "is");
+          *s = replace_all(*s, "are", "is");
+          *s = replace_all(*s, "answers", "answer");
+        }
+        type_shown = type_v.substr(0, type_v.size() - 1);
+      }
+      const std::map<std::string, std::string> f = {{"type_needle_v", type_shown}, {"context", context}, {"query", query}};
+      return {format(tmpl, f), format(prefix, f), answers};
+    };
+  } else if (t.kind == "variable_tracking") {
+    const int64_t chains = t.int_arg("num_chains"), hops = t.int_arg("num_hops");
+    auto chain_text = [&rng](int64_t n_chains, int64_t n_hops, int name_len, std::vector<std::vector<std::string>>& vars) {
+      std::set<std::string> used;
+      std::vector<std::vector<std::string>> lines;
+      for (int64_t c = 0; c < n_chains; ++c) {
+        vars.emplace_back();
+        while (static_cast<int64_t>(vars.back().size()) < n_hops + 1) {
+          const std::string v = random_letters(rng, name_len, 'A');
+          if (used.insert(v).second) vars.back().push_back(v);
+        }
+        lines.emplace_back();
+        lines.back().push_back("VAR " + vars.back()[0] + " = " + std::to_string(rng.randint(10000, 99998)));
+        for (int64_t j = 0; j < n_hops; ++j)
+          lines.back().push_back("VAR " + vars.back()[j + 1] + " = VAR " + vars.back()[j] + " ");
+      }
+      return lines;
+    };
+    auto one = [&, chains](int64_t n_noise, int64_t n_hops, int name_len) -> Made {
+      std::vector<std::vector<std::string>> vars;
+      auto lines = chain_text(chains, n_hops, name_len, vars);
+      std::vector<std::string> sentences(static_cast<size_t>(n_noise), std::string(kNoise) + "\n");
+      for (const auto& chain : lines) {
+        if (sentences.size() < chain.size()) throw Error("RULER vt: too few noise sentences for the chain");
+        auto pos = rng.sample_indices(sentences.size(), chain.size());
+        std::sort(pos.begin(), pos.end());
+        for (size_t j = 0; j < chain.size(); ++j) sentences.insert(sentences.begin() + pos[j] + j, chain[j]);
+      }
+      const std::string context = replace_all(py::join(sentences, "\n"), ". \n", ".\n");
+      const std::string value = py::strip(lines[0][0].substr(lines[0][0].rfind('=') + 1));
+      const std::map<std::string, std::string> f = {{"context", context}, {"query", value}, {"num_v", std::to_string(n_hops + 1)}};
+      return {format(t.template_text, f), format(t.answer_prefix, f), vars[0]};
+    };
+    // The in-context example: 3-letter names, sized to at most 500 tokens (RULER's setting).
+    std::string icl;
+    for (int64_t n = 5;; n += 5) {
+      const Made m = one(n, std::min<int64_t>(10, hops), 3);
+      const std::string text = m.input + m.prefix + " " + py::join(m.outputs, " ") + "\n\n";
+      if (count(text, "") > 500 && !icl.empty()) break;
+      icl = text;
+      if (n > 500) break;
+    }
+    make = [=](int64_t n, int64_t) -> Made {
+      Made m = one(n, hops, 5);
+      m.input = icl + m.input;
+      return m;
+    };
+  } else if (t.kind == "common_words_extraction") {
+    const int64_t freq_cw = t.int_arg("freq_cw"), freq_ucw = t.int_arg("freq_ucw"), num_cw = t.int_arg("num_cw");
+    std::vector<std::string> words = d.cwe_words;
+    SampleRng(seed, "cwe-words").shuffle(words);
+    auto example = [&rng, words, num_cw](int64_t n, int64_t common_rep, int64_t uncommon_rep, std::vector<std::string>& common) {
+      if (n > static_cast<int64_t>(words.size())) throw Error("RULER cwe: needs more distinct words than the word lists hold");
+      std::vector<std::string> chosen;
+      for (size_t i : rng.sample_indices(words.size(), static_cast<size_t>(n))) chosen.push_back(words[i]);
+      common.assign(chosen.begin(), chosen.begin() + std::min<int64_t>(num_cw, n));
+      std::vector<std::string> list;
+      for (int64_t r = 0; r < common_rep; ++r) list.insert(list.end(), common.begin(), common.end());
+      for (int64_t r = 0; r < uncommon_rep; ++r) list.insert(list.end(), chosen.begin() + common.size(), chosen.end());
+      rng.shuffle(list);
+      std::string ctx;
+      for (size_t i = 0; i < list.size(); ++i) ctx += (i ? " " : "") + std::to_string(i + 1) + ". " + list[i];
+      return ctx;
+    };
+    const bool short_ctx = max_length < 4096;
+    make = [=, &t](int64_t n, int64_t) -> Made {
+      std::vector<std::string> shot_answer, answer;
+      const std::string shot_ctx = short_ctx ? example(20, 3, 1, shot_answer) : example(40, 10, 3, shot_answer);
+      const std::string ctx = short_ctx ? example(n, 6, 1, answer) : example(n, freq_cw, freq_ucw, answer);
+      std::string numbered;
+      for (size_t i = 0; i < shot_answer.size(); ++i) numbered += (i ? " " : "") + std::to_string(i + 1) + ". " + shot_answer[i];
+      const std::string shot = format(t.template_text, {{"context", shot_ctx}, {"query", ""}}) +
+                               format(t.answer_prefix, {{"query", ""}}) + " " + numbered + "\n\n";
+      return {shot + format(t.template_text, {{"context", ctx}, {"query", ""}}), format(t.answer_prefix, {{"query", ""}}), answer};
+    };
+  } else if (t.kind == "freq_words_extraction") {
+    const double alpha = std::stod(t.arg("alpha"));
+    const int64_t vocab_size = std::max<int64_t>(max_length / 50, 4);
+    double zeta = 0;  // Riemann zeta(alpha), alpha > 1
+    for (int64_t k = 1; k < 2000000; ++k) zeta += std::pow(static_cast<double>(k), -alpha);
+    make = [=, &rng, &t](int64_t n, int64_t) -> Made {
+      std::set<std::string> vocab_set;
+      while (static_cast<int64_t>(vocab_set.size()) < vocab_size) vocab_set.insert(random_letters(rng, 6, 'a'));
+      std::vector<std::string> vocab(vocab_set.begin(), vocab_set.end());
+      rng.shuffle(vocab);
+      vocab[0] = "...";  // the top-ranked word is noise
+      std::vector<std::string> text;
+      for (int64_t k = 1; k <= vocab_size; ++k) {
+        const auto c = static_cast<int64_t>(static_cast<double>(n) * std::pow(static_cast<double>(k), -alpha) / zeta);
+        for (int64_t i = 0; i < c; ++i) text.push_back(vocab[static_cast<size_t>(k - 1)]);
+      }
+      rng.shuffle(text);
+      const std::map<std::string, std::string> f = {{"context", py::join(text, " ")}, {"query", ""}};
+      return {format(t.template_text, f), format(t.answer_prefix, f), {vocab[1], vocab[2], vocab[3]}};
+    };
+  } else if (t.kind == "qa") {
+    const auto& [qas, docs] = d.qa(t.arg("dataset"));
+    if (qas.empty()) throw Error("RULER " + name + ": the dataset has no answerable questions");
+    make = [&, name](int64_t n, int64_t index) -> Made {
+      const auto& q = qas[static_cast<size_t>(index) % qas.size()];
+      std::vector<size_t> chosen = q.context;
+      const int64_t need = n - static_cast<int64_t>(q.context.size());
+      if (n >= static_cast<int64_t>(docs.size())) {
+        chosen.clear();
+        for (size_t i = 0; i < docs.size(); ++i) chosen.push_back(i);
+      } else if (need > static_cast<int64_t>(q.more.size())) {
+        std::set<size_t> taken(q.context.begin(), q.context.end());
+        taken.insert(q.more.begin(), q.more.end());
+        chosen.insert(chosen.end(), q.more.begin(), q.more.end());
+        std::vector<size_t> rest;
+        for (size_t i = 0; i < docs.size(); ++i)
+          if (!taken.count(i)) rest.push_back(i);
+        for (size_t i : rng.sample_indices(rest.size(), static_cast<size_t>(need) - q.more.size())) chosen.push_back(rest[i]);
+      } else if (need > 0) {
+        for (size_t i : rng.sample_indices(q.more.size(), static_cast<size_t>(need))) chosen.push_back(q.more[i]);
+      }
+      rng.shuffle(chosen);
+      std::vector<std::string> parts;
+      for (size_t i = 0; i < chosen.size(); ++i) parts.push_back("Document " + std::to_string(i + 1) + ":\n" + docs[chosen[i]]);
+      const std::map<std::string, std::string> f = {{"context", py::join(parts, "\n\n")}, {"query", q.query}};
+      return {format(t.template_text, f), format(t.answer_prefix, f), q.outputs};
+    };
+  } else {
+    throw Error("RULER task '" + name + "': unknown task kind '" + t.kind + "'");
+  }
+
+  // Size the haystack: the largest N (binary search) with prompt + tokens_to_generate <= L.
+  const int64_t probe_tokens = total(make(incremental, 0));
+  const double per_unit = std::max(1e-9, static_cast<double>(probe_tokens) / static_cast<double>(incremental));
+  int64_t lo = incremental, hi = std::max<int64_t>(static_cast<int64_t>(max_length / per_unit) * 3, incremental * 2);
+  int64_t best = -1;
+  while (lo <= hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (total(make(mid, 0)) <= max_length) {
+      best = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (best < 0) best = incremental;
+
+  std::vector<RulerSample> out;
+  for (int64_t index = 0; index < num_samples; ++index) {
+    int64_t used = best;
+    while (true) {
+      const Made m = make(used, index);
+      const int64_t length = total(m);
+      if (length <= max_length) {
+        for (const auto& a : m.outputs)
+          if (!py::contains(m.input, a) && t.kind != "common_words_extraction" && t.kind != "freq_words_extraction")
+            throw Error("RULER " + name + ": generated answer '" + a + "' is missing from its context");
+        RulerSample s;
+        s.task = name;
+        s.index = index;
+        s.input = m.input;
+        s.answer_prefix = m.prefix;
+        s.outputs = m.outputs;
+        s.length = length;
+        s.max_length = max_length;
+        s.tokens_to_generate = ttg;
+        out.push_back(std::move(s));
+        break;
+      }
+      if (used <= incremental)
+        throw Error("RULER " + name + ": even the smallest haystack (" + std::to_string(used) + ") exceeds " +
+                    std::to_string(max_length) + " tokens; use a longer length");
+      used -= incremental;
+    }
+  }
+  return out;
+}
+
+}  // namespace echokv

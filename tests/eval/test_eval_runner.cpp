@@ -1,0 +1,115 @@
+// `echokv-eval --config`: a whole evaluation (RULER, NIAH, a LongBench-format JSONL written
+// here, fidelity) for two methods on a small random model with a real tokenizer; outputs,
+// scoring consistency, and resume (a second run redoes nothing).
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "core/files.h"
+#include "echo/reconstructor.h"
+#include "eval/eval_config.h"
+#include "io/jsonl.h"
+#include "io/model_fingerprint.h"
+#include "model/config.h"
+#include "model/random_model.h"
+#include "test_support.h"
+
+using namespace echokv;
+using namespace echokv::testing;
+
+namespace {
+
+std::string make_model(const TempDir& tmp) {
+  ModelConfig cfg;
+  cfg.vocab_size = 4096;
+  cfg.hidden_size = 64;
+  cfg.intermediate_size = 128;
+  cfg.num_hidden_layers = 2;
+  cfg.num_attention_heads = 4;
+  cfg.num_key_value_heads = 2;
+  cfg.head_dim = 16;
+  cfg.max_position_embeddings = 4096;
+  cfg.tie_word_embeddings = true;
+  cfg.bos_token_ids = {1};
+  cfg.eos_token_ids = {2};
+  const std::string dir = tmp.file("model");
+  save_model_folder(dir, cfg, random_llama_tensors(cfg, 5));
+  std::filesystem::copy_file(source_dir() + "/data/training/testbed-8l/tokenizer.model", dir + "/tokenizer.model");
+  return dir;
+}
+
+}  // namespace
+
+TEST(EvalRunner, RunsEveryBenchmarkForEveryMethodAndResumes) {
+  TempDir tmp;
+  const std::string model = make_model(tmp);
+  const auto mc = ModelConfig::load(model);
+  Reconstructor r(HeadPlan::paper_for_ratio({mc.num_hidden_layers, mc.num_key_value_heads, mc.head_dim}, 0.5, 2), true, 1);
+  r.save(tmp.file("echo"), {{"base_model", model}, {"base_model_fingerprint", model_fingerprint(model)}});
+  const std::string lb_dir = tmp.file("longbench");
+  std::filesystem::create_directories(lb_dir);
+  std::ofstream(lb_dir + "/hotpotqa.jsonl")
+      << R"({"input": "Who wrote it?", "context": "Passage 1: It was written by Ann Smith in 1901.", "answers": ["Ann Smith"], "length": 12, "dataset": "hotpotqa", "language": "en", "all_classes": null, "_id": "a1"})" "\n"
+      << R"({"input": "When?", "context": "Passage 1: It happened in 1901.", "answers": ["1901"], "length": 8, "dataset": "hotpotqa", "language": "en", "all_classes": null, "_id": "a2"})" "\n";
+  std::ofstream(lb_dir + "/trec.jsonl")
+      << R"({"input": "What city is the capital?", "context": "Question: Who is he?\nType: Individual\n", "answers": ["City"], "length": 10, "dataset": "trec", "language": "en", "all_classes": ["City", "Individual"], "_id": "t1"})" "\n";
+  std::ofstream(tmp.file("text.jsonl")) << R"({"source": "t", "text": ")" << std::string(3000, 'a') << R"( The end."})" "\n";
+  const std::string out = tmp.file("run");
+  std::ofstream(tmp.file("eval.yaml")) << "model: " << model << "\nout_dir: " << out << "\nchat_format: plain\nthreads: 1\n"
+      << "methods:\n  - {name: full, cache: full}\n  - {name: echo, cache: echo, echo_dir: " << tmp.file("echo")
+      << ", sink_tokens: 4, recent_tokens: 16}\n"
+      << "ruler: {data_dir: " << require_fixture("data/ruler") << ", tasks: [niah_single_1, vt], lengths: [1200], samples: 2}\n"
+      << "niah: {haystack: " << require_fixture("data/ruler/PaulGrahamEssays.json")
+      << ", lengths: [300, 500], depths: [0, 50, 100], tokens_to_generate: 8}\n"
+      << "longbench: {data_dir: " << lb_dir << ", config_dir: " << require_fixture("data/longbench")
+      << ", datasets: [hotpotqa, trec], max_length: 40}\n"
+      << "fidelity: {source: jsonl, path: " << tmp.file("text.jsonl") << ", sequences: 2, seq_len: 96, chunk: 16}\n";
+  auto run = run_binary("echokv-eval", "--config " + tmp.file("eval.yaml"));
+  ASSERT_EQ(run.status, 0) << run.out;
+  EXPECT_NE(run.out.find("ETA"), std::string::npos);
+  for (const std::string m : {"full", "echo"}) {
+    EXPECT_EQ(read_jsonl(out + "/predictions/" + m + "/ruler.jsonl").size(), 4u);
+    EXPECT_EQ(read_jsonl(out + "/predictions/" + m + "/niah.jsonl").size(), 6u);
+    EXPECT_EQ(read_jsonl(out + "/predictions/" + m + "/longbench.jsonl").size(), 3u);
+    EXPECT_EQ(read_jsonl(out + "/predictions/" + m + "/fidelity.jsonl").size(), 2u);
+  }
+  const auto metrics = nlohmann::json::parse(read_text_file(out + "/metrics.json"));
+  const auto& full = metrics["methods"]["full"];
+  const auto& echo = metrics["methods"]["echo"];
+  // The full cache against itself: zero KL, full agreement; echo stores fewer bytes.
+  EXPECT_NEAR(full["fidelity"]["kl"].get<double>(), 0.0, 1e-9);
+  EXPECT_DOUBLE_EQ(full["fidelity"]["top1"].get<double>(), 1.0);
+  EXPECT_EQ(full["fidelity"]["tokens"].get<int64_t>(), 2 * 95);
+  EXPECT_GT(echo["fidelity"]["kl"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(full["bytes_ratio"].get<double>(), 1.0);
+  EXPECT_LT(echo["bytes_ratio"].get<double>(), 1.0);
+  EXPECT_TRUE(full["ruler"]["scores"].contains("vt"));
+  EXPECT_TRUE(full["longbench"]["scores"].contains("trec"));
+  EXPECT_EQ(full["niah"]["grid"].size(), 2u);
+  // The harness's own LongBench file re-scores to the same numbers.
+  auto rescored = run_binary("echokv-eval", "score --benchmark longbench --in " + out + "/predictions/full/longbench.jsonl");
+  ASSERT_EQ(rescored.status, 0) << rescored.out;
+  const auto rj = nlohmann::json::parse(rescored.out);
+  EXPECT_DOUBLE_EQ(rj["scores"]["hotpotqa"].get<double>(), full["longbench"]["scores"]["hotpotqa"].get<double>());
+  const std::string report = read_text_file(out + "/report.md");
+  EXPECT_NE(report.find("## RULER at 1200 tokens"), std::string::npos);
+  EXPECT_NE(report.find("| echo |"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(out + "/niah.svg"));
+  // Resume: nothing left to run, same metrics.
+  auto again = run_binary("echokv-eval", "run --config " + tmp.file("eval.yaml"));
+  ASSERT_EQ(again.status, 0) << again.out;
+  EXPECT_NE(again.out.find(": 0 to run"), std::string::npos) << again.out;
+  EXPECT_EQ(read_jsonl(out + "/predictions/echo/ruler.jsonl").size(), 4u);
+}
+
+TEST(EvalRunner, ConfigErrorsNameTheProblem) {
+  TempDir tmp;
+  std::ofstream(tmp.file("a.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x, cache: zip}]\nfidelity: {path: p}\n";
+  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("a.yaml")); }).find("cache must be full or echo"), std::string::npos);
+  std::ofstream(tmp.file("b.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x}]\nrulr: {}\n";
+  const auto e = error_of([&] { EvalConfig::load(tmp.file("b.yaml")); });
+  EXPECT_NE(e.find("rulr"), std::string::npos) << e;
+  std::ofstream(tmp.file("c.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x}]\n";
+  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("c.yaml")); }).find("no benchmark"), std::string::npos);
+}
