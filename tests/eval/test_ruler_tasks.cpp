@@ -1,6 +1,7 @@
 // RULER generation from the official configs in ../shared/data/ruler: every task renders its
 // template exactly (checked against templates.json and benchmarks.md's rules, not against
 // our own output), lands within the target length but close to it, and carries its answers.
+#include <fstream>
 #include <regex>
 
 #include <gtest/gtest.h>
@@ -149,4 +150,53 @@ TEST(RulerTasks, SampleRoundTripsThroughJson) {
   EXPECT_EQ(back.input, s.input);
   EXPECT_EQ(back.outputs, s.outputs);
   EXPECT_EQ(back.length, s.length);
+}
+
+TEST(RulerTasks, QaReadsSquadAndHotpotFilesTheUserGives) {
+  echokv::testing::TempDir tmp;
+  {
+    std::ofstream squad(tmp.file("squad.json"));
+    squad << R"({"data": [)";
+    for (int a = 0; a < 3; ++a) {
+      if (a) squad << ",";
+      squad << R"({"title": "t)" << a << R"(", "paragraphs": [)";
+      for (int p = 0; p < 4; ++p) {
+        if (p) squad << ",";
+        squad << R"({"context": "Article )" << a << " paragraph " << p << R"( says the colour is shade)" << a << p
+              << R"(.", "qas": [{"question": "What colour does article )" << a << " paragraph " << p
+              << R"( give?", "answers": [{"text": "shade)" << a << p << R"(", "answer_start": 0}], "is_impossible": false},
+                 {"question": "Unanswerable?", "answers": [], "is_impossible": true}]})";
+      }
+      squad << "]}";
+    }
+    squad << "]}";
+    std::ofstream hotpot(tmp.file("hotpot.json"));
+    hotpot << "[";
+    for (int q = 0; q < 5; ++q) {
+      if (q) hotpot << ",";
+      hotpot << R"({"question": "Who founded firm )" << q << R"(?", "answer": "Person)" << q
+             << R"(", "context": [["Firm )" << q << R"(", ["Firm )" << q << " was founded by Person" << q << R"(.", " It is old."]],
+                 ["Other )" << q << R"(", ["Nothing here."]]]})";
+    }
+    hotpot << "]";
+  }
+  RulerData data(require_fixture("data/ruler"), tmp.file("squad.json"), tmp.file("hotpot.json"));
+  EXPECT_EQ(data.unavailable_reason("qa_1"), "");
+  auto s = data.generate("qa_1", 1024, 3, 42, fixture().counter());
+  ASSERT_EQ(s.size(), 3u);
+  for (const auto& x : s) {
+    EXPECT_TRUE(starts_with(x.input, "Answer the question based on the given documents. Only give me the answer and do not "
+                                     "output any other words.\n\nThe following are given documents.\n\nDocument 1:\n"));
+    EXPECT_NE(x.input.find(x.outputs[0] + "."), std::string::npos);  // the question's own paragraph is included
+    EXPECT_TRUE(std::regex_search(x.input, std::regex("\n\nQuestion: What colour does article [0-9] paragraph [0-9] give\\?$")));
+    EXPECT_EQ(x.answer_prefix, " Answer:");
+    EXPECT_EQ(x.tokens_to_generate, 32);
+  }
+  // All 12 paragraphs fit in 1024 tokens, so every document is there, numbered 1..12.
+  EXPECT_NE(s[0].input.find("Document 12:\n"), std::string::npos);
+  auto h = data.generate("qa_2", 1024, 2, 42, fixture().counter());
+  EXPECT_EQ(h[1].outputs, std::vector<std::string>{"Person1"});
+  EXPECT_NE(h[1].input.find("Firm 1\nFirm 1 was founded by Person1. It is old."), std::string::npos);
+  RulerData missing(require_fixture("data/ruler"), tmp.file("nope.json"));
+  EXPECT_NE(missing.unavailable_reason("qa_1").find("does not exist"), std::string::npos);
 }

@@ -1,0 +1,43 @@
+// LongBench inputs as pred.py builds them: prompt filled from the record, middle truncation
+// by tokens, chat template only for the datasets that use it, samsum's extra "\n" stop.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "eval/longbench_prompt.h"
+#include "test_support.h"
+
+using namespace echokv;
+using namespace echokv::testing;
+
+TEST(LongBenchPrompt, TruncatesInTheMiddleAndAppliesChatOnlyWhereUsed) {
+  auto tok = load_tokenizer(source_dir() + "/data/training/testbed-8l/tokenizer.model");
+  const auto prompts = LongBenchPrompts::load(require_fixture("data/longbench"));
+  ASSERT_TRUE(prompts.prompt.count("trec") && prompts.prompt.count("hotpotqa") && prompts.prompt.count("samsum"));
+  EXPECT_EQ(prompts.max_new.at("trec"), 64);
+  std::string context;
+  for (int i = 0; i < 60; ++i) context += "Question: what is item " + std::to_string(i) + "?\nType: Entity\n";
+  const nlohmann::json record = {{"input", "What is the capital of France?"}, {"context", context}, {"answers", {"City"}}};
+  ChatOptions chat;  // plain: BOS + content
+  // Untruncated reference: the filled prompt, tokenized with BOS.
+  const std::string filled = fill_longbench_prompt(prompts.prompt.at("trec"), record, "test");
+  EXPECT_NE(filled.find(context), std::string::npos);
+  const auto full_ids = tok->encode(filled, true);
+  ASSERT_GT(full_ids.size(), 200u);
+  const auto in = build_longbench_input(prompts, "trec", record, *tok, chat, 100, "test");
+  const std::vector<int64_t> head(full_ids.begin(), full_ids.begin() + 50), tail(full_ids.end() - 50, full_ids.end());
+  EXPECT_EQ(in.ids, tok->encode(tok->decode(head, true) + tok->decode(tail, true), true));
+  EXPECT_EQ(in.max_new_tokens, 64);
+  EXPECT_TRUE(in.extra_stop_ids.empty());
+  // Fits: no truncation; a chat dataset goes through the chat template (plain: same ids here).
+  const auto hp = build_longbench_input(prompts, "hotpotqa", record, *tok, chat, 100000, "test");
+  EXPECT_EQ(hp.ids, render_chat(*tok, {{"user", fill_longbench_prompt(prompts.prompt.at("hotpotqa"), record, "t")}}, chat));
+  const auto ss = build_longbench_input(prompts, "samsum", record, *tok, chat, 100000, "test");
+  ASSERT_EQ(ss.extra_stop_ids.size(), 1u);
+  EXPECT_EQ(ss.extra_stop_ids[0], tok->encode("\n", false).back());
+  EXPECT_FALSE(longbench_uses_chat("lcc"));
+  EXPECT_TRUE(longbench_uses_chat("qasper"));
+  // A record without a field the prompt uses is a clear error naming it.
+  const auto e = error_of([&] { build_longbench_input(prompts, "trec", {{"input", "x"}}, *tok, chat, 100, "f.jsonl:3"); });
+  EXPECT_NE(e.find("f.jsonl:3"), std::string::npos) << e;
+  EXPECT_NE(e.find("'context'"), std::string::npos) << e;
+}
