@@ -3,8 +3,11 @@
 #   1. greedy continuation of BOS (448 tokens) with the full cache;
 #   2. head-similarity analysis (report, metrics, paper vs similarity plans) -> runs/analysis/;
 #   3. EchoKV reconstructor training, stage 1 then stage 2 (resumable) -> runs/echo/;
-#   4. the same greedy continuation with the EchoKV cache, and its stored bytes.
-# Steps 2-4 run for models with shipped configs (configs/analysis, configs/echo).
+#   4. the same greedy continuation with the EchoKV cache, and its stored bytes;
+#   5. evaluation (configs/eval): full vs EchoKV (vs Palu-style low rank on the testbed) ->
+#      runs/main/eval/report.md (RULER-lite, NIAH, fidelity on the testbed; fidelity on
+#      stories260K).
+# Steps 2-5 run for models with shipped configs (configs/analysis, configs/echo, configs/eval).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/install-deps.sh"
@@ -26,12 +29,14 @@ echo "== model: $model"
 echo "== greedy continuation of BOS (448 tokens), full cache"
 "$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 448 --greedy --json
 
-analysis_cfg=""; echo_cfg=""; echo_dir=""
+analysis_cfg=""; echo_cfg=""; echo_dir=""; eval_cfg=""
 case "$name" in
   stories260K) analysis_cfg=configs/analysis/stories260k.yaml
-               echo_cfg=configs/echo/stories260k-r0.5-lsinit.yaml; echo_dir=runs/echo/stories260k-r0.5-lsinit ;;
+               echo_cfg=configs/echo/stories260k-r0.5-lsinit.yaml; echo_dir=runs/echo/stories260k-r0.5-lsinit
+               eval_cfg=configs/eval/stories260k.yaml ;;
   echokv-testbed-8l) analysis_cfg=configs/analysis/testbed.yaml
-               echo_cfg=configs/echo/testbed-r0.5.yaml; echo_dir=runs/echo/testbed-r0.5 ;;
+               echo_cfg=configs/echo/testbed-r0.5-quick.yaml; echo_dir=runs/echo/testbed-r0.5-quick
+               eval_cfg=configs/eval/testbed-main.yaml ;;
 esac
 # The shipped configs name their model by path; a model given by ECHOKV_MODEL elsewhere
 # only gets step 1.
@@ -43,4 +48,6 @@ if [ -n "$analysis_cfg" ] && grep -q "^model: .*$name\$" "$analysis_cfg"; then
   echo "== greedy continuation of BOS (448 tokens: past the 4 + 128 uncompressed ones), EchoKV cache"
   "$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 448 --greedy --json --cache echo \
     --echo "$echo_dir"
+  echo "== evaluation ($eval_cfg) -> $(sed -n 's/^out_dir: //p' "$eval_cfg")/report.md"
+  "$bin/echokv-eval" --config "$eval_cfg"
 fi

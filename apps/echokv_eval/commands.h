@@ -20,10 +20,11 @@ struct Command {
 // Runtime flags shared by commands that load a model.
 void add_runtime_flags(CLI::App* cmd, RuntimeFlags& rt);
 
-// --cache full|echo, --echo DIR, --sink, --recent, --echo-chunk.
+// --cache full|echo|low_rank, --echo DIR, --sink, --recent, --echo-chunk, --rank-ratio, --group-heads.
 struct CacheFlags {
   std::string kind = "full", echo_dir;
   EchoCacheOptions echo;
+  LowRankOptions low_rank;
 };
 void add_cache_flags(CLI::App* cmd, CacheFlags& flags);
 

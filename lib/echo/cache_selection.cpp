@@ -8,15 +8,18 @@
 namespace echokv {
 
 CacheSelection select_cache(const std::string& kind, const std::string& echo_dir, const LlamaModel& model,
-                            const std::string& model_dir, const EchoCacheOptions& echo_options) {
+                            const std::string& model_dir, const EchoCacheOptions& echo_options,
+                            const LowRankOptions& low_rank_options) {
   CacheSelection s;
   s.kind = kind;
   s.echo_options = echo_options;
-  if (kind == "full") {
+  s.low_rank_options = low_rank_options;
+  if (kind == "full" || kind == "low_rank") {
     if (!echo_dir.empty()) throw Error("--echo is only used with --cache echo");
+    if (kind == "low_rank") s.low_rank = LowRankBases::from_model(model, low_rank_options);
     return s;
   }
-  if (kind != "echo") throw Error("--cache must be full or echo (got '" + kind + "')");
+  if (kind != "echo") throw Error("--cache must be full, echo or low_rank (got '" + kind + "')");
   if (echo_dir.empty()) throw Error("--cache echo needs --echo DIR (a folder from echokv-train echo)");
   auto r = std::make_shared<Reconstructor>(Reconstructor::load(echo_dir, model_dir));
   r->to(model.device(), model.dtype());
@@ -27,6 +30,12 @@ CacheSelection select_cache(const std::string& kind, const std::string& echo_dir
 std::unique_ptr<KVCache> make_cache(const LlamaModel& model, const CacheSelection& selection, int64_t capacity,
                                     int64_t batch) {
   if (selection.kind == "full") return make_full_cache(model, capacity, batch);
+  if (selection.kind == "low_rank") {
+    LowRankOptions o = selection.low_rank_options;
+    o.capacity = std::max<int64_t>(1, capacity);
+    return std::make_unique<LowRankCache>(model.config(), model.rope(), selection.low_rank, batch, o, model.device(),
+                                          model.dtype());
+  }
   EchoCacheOptions o = selection.echo_options;
   o.capacity = std::max<int64_t>(1, capacity);
   return std::make_unique<EchoCache>(model.config(), model.rope(), selection.echo, batch, o, model.device(),

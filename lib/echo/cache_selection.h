@@ -1,26 +1,30 @@
-// Chooses the KV cache per request: the same loaded model serves the full cache or the
-// EchoKV cache (reconstructors loaded once, checked against the base model), with no reload
+// Chooses the KV cache per request: the same loaded model serves the full cache, the
+// Palu-style low-rank cache or the EchoKV cache (reconstructors loaded once, checked against the base model), with no reload
 // and the base weights untouched. Shared by every eval command (`--cache full|echo --echo DIR`).
 #pragma once
 #include <memory>
 #include <string>
 
 #include "cache/kv_cache.h"
+#include "compress/low_rank_cache.h"
 #include "echo/echo_cache.h"
 #include "model/llama.h"
 
 namespace echokv {
 
 struct CacheSelection {
-  std::string kind = "full";                         // "full" | "echo"
+  std::string kind = "full";                         // "full" | "echo" | "low_rank"
   std::shared_ptr<const Reconstructor> echo;         // kind == "echo"
   EchoCacheOptions echo_options;
+  std::shared_ptr<const LowRankBases> low_rank;      // kind == "low_rank" (Palu-style)
+  LowRankOptions low_rank_options;
 };
 
 // Validates the flags and loads the reconstructors onto the model's device and dtype.
 // `model_dir` identifies the base model (fingerprint check).
 CacheSelection select_cache(const std::string& kind, const std::string& echo_dir, const LlamaModel& model,
-                            const std::string& model_dir, const EchoCacheOptions& echo_options = {});
+                            const std::string& model_dir, const EchoCacheOptions& echo_options = {},
+                            const LowRankOptions& low_rank_options = {});
 
 std::unique_ptr<KVCache> make_cache(const LlamaModel& model, const CacheSelection& selection, int64_t capacity,
                                     int64_t batch = 1);

@@ -28,9 +28,14 @@ EvalConfig EvalConfig::load(const std::string& path) {
     e.echo.sink_tokens = m.get<int64_t>("sink_tokens", e.echo.sink_tokens);
     e.echo.recent_tokens = m.get<int64_t>("recent_tokens", e.echo.recent_tokens);
     e.echo.chunk_tokens = m.get<int64_t>("chunk_tokens", e.echo.chunk_tokens);
+    e.low_rank.chunk_tokens = e.echo.chunk_tokens;
+    e.low_rank.ratio = m.get<double>("ratio", e.low_rank.ratio);
+    e.low_rank.group_heads = m.get<int64_t>("group_heads", e.low_rank.group_heads);
     m.finish();
-    if (e.cache != "full" && e.cache != "echo")
-      fail(path, "method '" + e.name + "': cache must be full or echo (got '" + e.cache + "')");
+    if (e.cache != "full" && e.cache != "echo" && e.cache != "low_rank")
+      fail(path, "method '" + e.name + "': cache must be full, echo or low_rank (got '" + e.cache + "')");
+    if (e.cache == "low_rank" && !(e.low_rank.ratio > 0 && e.low_rank.ratio <= 1))
+      fail(path, "method '" + e.name + "': ratio must be in (0, 1]");
     if (e.cache == "echo" && e.echo_dir.empty()) fail(path, "method '" + e.name + "': cache echo needs echo_dir");
     if (!names.insert(e.name).second) fail(path, "method name '" + e.name + "' is used twice");
     c.methods.push_back(e);

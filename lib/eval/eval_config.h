@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/low_rank_cache.h"
 #include "echo/echo_cache.h"
 #include "eval/niah.h"
 
@@ -15,9 +16,10 @@ namespace echokv {
 
 struct EvalMethod {
   std::string name;          // label in tables, e.g. "echo-0.5"
-  std::string cache = "full";  // "full" | "echo"
+  std::string cache = "full";  // "full" | "echo" | "low_rank"
   std::string echo_dir;      // trained reconstructors (cache: echo)
   EchoCacheOptions echo;
+  LowRankOptions low_rank;   // cache: low_rank (ratio, group_heads)
 };
 
 struct RulerEvalConfig {

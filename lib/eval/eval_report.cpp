@@ -225,7 +225,7 @@ void write_eval_report(const EvalConfig& c) {
     md << "\n";
   }
   if (c.fidelity) {
-    md << "## Fidelity against the full cache\n\n| method | tokens | KL(full || method) | top-1 agreement | ppl | ppl (full) |\n"
+    md << "## Fidelity against the full cache\n\n| method | tokens | KL(full ‖ method) | top-1 agreement | ppl | ppl (full) |\n"
           "|---|---|---|---|---|---|\n";
     for (const auto& m : c.methods) {
       const auto& f = metrics["methods"][m.name]["fidelity"];

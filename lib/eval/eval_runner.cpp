@@ -270,7 +270,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     for (const auto& it : items)
       for (const auto& m : c.methods) todo += done[m.name][it.benchmark].count(it.key) ? 0 : 1;
     std::map<std::string, CacheSelection> selections;
-    for (const auto& m : c.methods) selections[m.name] = select_cache(m.cache, m.echo_dir, *model, c.model, m.echo);
+    for (const auto& m : c.methods) selections[m.name] = select_cache(m.cache, m.echo_dir, *model, c.model, m.echo, m.low_rank);
     Progress progress(todo, options.progress);
     if (options.progress)
       std::fprintf(stderr, "[eval] %zu samples x %zu methods: %lld to run\n", items.size(), c.methods.size(), (long long)todo);

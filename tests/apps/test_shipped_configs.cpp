@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "analysis/analyze_config.h"
+#include "eval/eval_config.h"
 #include "train/echo_train_config.h"
 #include "test_support.h"
 
@@ -27,4 +28,10 @@ TEST(ShippedConfigs, EchoTrainingConfigsParse) {
 
 TEST(ShippedConfigs, AnalysisConfigsParse) {
   for (const auto& f : yaml_files("analysis")) EXPECT_NO_THROW(AnalyzeConfig::load(f)) << f;
+}
+
+TEST(ShippedConfigs, EvalConfigsParse) {
+  const auto files = yaml_files("eval");
+  EXPECT_GE(files.size(), 3u);  // testbed, testbed-main, stories260k
+  for (const auto& f : files) EXPECT_NO_THROW(EvalConfig::load(f)) << f;
 }
