@@ -33,8 +33,10 @@ int main(int argc, char** argv) {
     }
     if (echo->parsed()) {
       auto outcome = echokv::run_echo_training(echokv::EchoTrainConfig::load(config_path), echo_run);
-      std::cerr << "[echo] " << (outcome.finished ? "finished" : "paused") << " at stage " << outcome.stage << " step "
-                << outcome.step << std::endl;
+      if (outcome.finished)
+        std::cerr << "[echo] finished: both stages done" << std::endl;
+      else
+        std::cerr << "[echo] paused at stage " << outcome.stage << " step " << outcome.step << std::endl;
       return 0;
     }
     auto config = echokv::PretrainConfig::load(config_path);

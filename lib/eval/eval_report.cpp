@@ -9,6 +9,7 @@
 #include "core/files.h"
 #include "eval/fidelity.h"
 #include "eval/longbench_metrics.h"
+#include "eval/niah.h"
 #include "eval/py_text.h"
 #include "eval/ruler_metrics.h"
 #include "io/jsonl.h"
@@ -71,10 +72,11 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
       int n = 0;
       for (const auto& r : records_of(c, m.name, "niah")) {
         note_ratio(r);
+        const double score = niah_score(r["pred"].get<std::string>(), r["keywords"].get<std::vector<std::string>>());
         auto& cell = grid[r["length"].get<int64_t>()][r["depth"].get<double>()];
-        cell.first += r["score"].get<double>();
+        cell.first += score;
         cell.second += 1;
-        total += r["score"].get<double>();
+        total += score;
         ++n;
       }
       for (const auto& [len, depths] : grid)
@@ -203,6 +205,7 @@ void write_eval_report(const EvalConfig& c) {
       o.vmin = 0;
       o.vmax = 100;
       o.columns = 3;
+      o.cell = 36;
       write_text_atomic(join_path(c.out_dir, "niah.svg"), svg::heatmaps(panels, o));
       md << "\n![NIAH heat maps](niah.svg)\n";
     }

@@ -151,8 +151,14 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
       }
       for (int64_t len : c.ruler->lengths) {
         const std::string path = join_path(join_path(c.out_dir, "data"), "ruler-" + task + "-" + std::to_string(len) + ".jsonl");
-        auto samples = load_or_generate<RulerSample>(
-            path, [&] { return data.generate(task, len, c.ruler->samples, c.seed, count); }, RulerSample::from_json);
+        std::vector<RulerSample> samples;
+        try {
+          samples = load_or_generate<RulerSample>(
+              path, [&] { return data.generate(task, len, c.ruler->samples, c.seed, count); }, RulerSample::from_json);
+        } catch (const Error& e) {  // e.g. a target too short for the task: skip it, run the rest
+          std::fprintf(stderr, "[eval] skipping RULER %s at %lld: %s\n", task.c_str(), (long long)len, e.what());
+          continue;
+        }
         for (const auto& s : samples) {
           items.push_back({"ruler", task + "/" + std::to_string(len) + "/" + std::to_string(s.index),
                            [&, s](const CacheSelection& sel) {

@@ -70,10 +70,9 @@ std::vector<std::string> niah_keywords(const NiahConfig& config) {
 
 double niah_score(const std::string& prediction, const std::vector<std::string>& keywords) {
   if (keywords.empty()) return 0.0;
-  const auto words = word_tokens(prediction);
-  const std::set<std::string> present(words.begin(), words.end());
+  const std::string pred = py::lower(prediction);
   size_t found = 0;
-  for (const auto& k : keywords) found += present.count(k);
+  for (const auto& k : keywords) found += py::contains(pred, py::lower(k)) ? 1 : 0;
   return static_cast<double>(found) / static_cast<double>(keywords.size());
 }
 

@@ -1,6 +1,7 @@
 // Needle-in-a-haystack grid (the paper's Figs. 4-5): an essay haystack sized to each context
 // length, one needle sentence inserted at each depth (at a sentence boundary), a question;
-// scored by the fraction of the needle's answer key words present in the prediction.
+// scored by the fraction of the needle's answer key words present in the prediction
+// (case-insensitive substrings, like RULER).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,7 +38,8 @@ struct NiahSample {
 };
 
 std::vector<std::string> niah_keywords(const NiahConfig& config);
-// Fraction of keywords found (case-insensitive, as whole words) in the prediction, in [0, 1].
+// Fraction of keywords found in the prediction, in [0, 1]: case-insensitive substring tests,
+// as RULER's string_match_all scores its needles.
 double niah_score(const std::string& prediction, const std::vector<std::string>& keywords);
 
 std::vector<NiahSample> generate_niah(const NiahConfig& config, const PromptTokenCounter& count);

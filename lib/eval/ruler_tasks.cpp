@@ -522,10 +522,15 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
         out.push_back(std::move(s));
         break;
       }
-      if (used <= incremental)
-        throw Error("RULER " + name + ": even the smallest haystack (" + std::to_string(used) + ") exceeds " +
-                    std::to_string(max_length) + " tokens; use a longer length");
-      used -= incremental;
+      // RULER shrinks by the increment; below it (short targets, wordy tokenizers) keep halving.
+      if (used > incremental) {
+        used -= incremental;
+      } else if (used > 1) {
+        used /= 2;
+      } else {
+        throw Error("RULER " + name + ": even a one-unit haystack exceeds " + std::to_string(max_length) +
+                    " tokens; use a longer length");
+      }
     }
   }
   return out;

@@ -92,7 +92,7 @@ std::string heatmaps(const std::vector<HeatmapPanel>& panels, const HeatmapOptio
           << "\" stroke=\"white\" stroke-width=\"0.5\"><title>" << escape(p.title) << " [" << r << "," << c
           << "] = " << num(v, 3) << "</title></rect>\n";
         if (o.annotate && o.cell >= 24)
-          s << text(x0 + c * o.cell + o.cell / 2.0, y0 + r * o.cell + o.cell / 2.0 + 4, ok ? num(v, 2) : "",
+          s << text(x0 + c * o.cell + o.cell / 2.0, y0 + r * o.cell + o.cell / 2.0 + 4, ok ? num(v, std::max(std::fabs(o.vmin), std::fabs(o.vmax)) >= 10 ? 0 : 2) : "",
                     o.cell >= 30 ? 10 : 8,
                     std::string("text-anchor=\"middle\" fill=\"") + (t > 0.6 ? "black" : "white") + "\"");
       }

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "eval/py_text.h"
+#include "eval/niah.h"
 #include "eval/ruler_tasks.h"
 #include "test_support.h"
 #include "tokenizer/chat_template.h"
@@ -199,4 +200,33 @@ TEST(RulerTasks, QaReadsSquadAndHotpotFilesTheUserGives) {
   EXPECT_NE(h[1].input.find("Firm 1\nFirm 1 was founded by Person1. It is old."), std::string::npos);
   RulerData missing(require_fixture("data/ruler"), tmp.file("nope.json"));
   EXPECT_NE(missing.unavailable_reason("qa_1").find("does not exist"), std::string::npos);
+}
+
+TEST(Niah, GridPlacesTheNeedleAtEachDepthWithinEachLength) {
+  NiahConfig c;
+  c.haystack_path = require_fixture("data/ruler/PaulGrahamEssays.json");
+  c.lengths = {512, 1024};
+  c.depths = {0, 50, 100};
+  const auto kws = niah_keywords(c);
+  EXPECT_EQ(kws, (std::vector<std::string>{"eat", "sandwich", "sit", "dolores", "park", "sunny", "day"}));
+  EXPECT_NEAR(niah_score("Eat a sandwich in Dolores Park.", kws), 4.0 / 7.0, 1e-12);
+  EXPECT_DOUBLE_EQ(niah_score("", kws), 0.0);
+  EXPECT_DOUBLE_EQ(niah_score("4821333", {"48213"}), 1.0);  // substring, as RULER scores
+  const auto s = generate_niah(c, fixture().counter());
+  ASSERT_EQ(s.size(), 6u);
+  const std::string tail = "\n\n" + c.question + c.instruction;
+  for (const auto& x : s) {
+    EXPECT_LE(x.prompt_tokens + c.tokens_to_generate, x.length);
+    EXPECT_GT(x.prompt_tokens + c.tokens_to_generate, x.length - 40);
+    EXPECT_TRUE(ends_with(x.input, tail));
+    EXPECT_EQ(x.answer_prefix, c.answer_prefix);
+    const size_t at = x.input.find(c.needle);
+    ASSERT_NE(at, std::string::npos);
+    const double rel = static_cast<double>(at) / static_cast<double>(x.input.size() - tail.size());
+    EXPECT_NEAR(rel * 100, x.depth, 12.0) << x.length << " @ " << x.depth;
+  }
+  EXPECT_EQ(s[0].input.rfind(c.needle, 0), 0u);  // depth 0: the very first sentence
+  EXPECT_TRUE(ends_with(s[2].input, c.needle + tail));  // depth 100: just before the question
+  c.depths = {120};
+  EXPECT_THROW(generate_niah(c, fixture().counter()), Error);
 }
