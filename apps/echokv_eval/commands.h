@@ -20,11 +20,12 @@ struct Command {
 // Runtime flags shared by commands that load a model.
 void add_runtime_flags(CLI::App* cmd, RuntimeFlags& rt);
 
-// --cache full|echo|low_rank, --echo DIR, --sink, --recent, --echo-chunk, --rank-ratio, --group-heads.
+// --cache full|echo|low_rank, --echo DIR, --sink, --recent, --echo-chunk, --rank-ratio, --group-heads, --window.
 struct CacheFlags {
   std::string kind = "full", echo_dir;
   EchoCacheOptions echo;
   LowRankOptions low_rank;
+  StreamingOptions streaming;
 };
 void add_cache_flags(CLI::App* cmd, CacheFlags& flags);
 

@@ -9,13 +9,15 @@ void add_runtime_flags(CLI::App* cmd, RuntimeFlags& rt) {
 }
 
 void add_cache_flags(CLI::App* cmd, CacheFlags& f) {
-  cmd->add_option("--cache", f.kind, "KV cache: full | echo | low_rank (Palu-style SVD)")->capture_default_str();
+  cmd->add_option("--cache", f.kind, "KV cache: full | echo | low_rank (Palu-style SVD) | streaming (StreamingLLM)")->capture_default_str();
   cmd->add_option("--rank-ratio", f.low_rank.ratio, "low_rank: stored / full bytes (rank = ratio x group width)")
+      ->capture_default_str();
+  cmd->add_option("--window", f.streaming.window_tokens, "streaming: recent tokens kept (with --sink)")
       ->capture_default_str();
   cmd->add_option("--group-heads", f.low_rank.group_heads, "low_rank: KV heads per SVD group (0 = whole layer)")
       ->capture_default_str();
   cmd->add_option("--echo", f.echo_dir, "trained EchoKV folder (echokv-train echo) for --cache echo");
-  cmd->add_option("--sink", f.echo.sink_tokens, "echo: uncompressed first tokens")->capture_default_str();
+  cmd->add_option("--sink", f.echo.sink_tokens, "echo / streaming: uncompressed first tokens")->capture_default_str();
   cmd->add_option("--recent", f.echo.recent_tokens, "echo: uncompressed recent tokens")->capture_default_str();
   cmd->add_option("--echo-chunk", f.echo.chunk_tokens, "echo: tokens rebuilt per attention block")->capture_default_str();
 }

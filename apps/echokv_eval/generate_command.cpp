@@ -89,7 +89,9 @@ Command add_generate_command(CLI::App& app) {
         return true;
       };
     }
-    auto selection = select_cache(o->cache.kind, o->cache.echo_dir, *model, o->model_dir, o->cache.echo, o->cache.low_rank);
+    o->cache.streaming.sink_tokens = o->cache.echo.sink_tokens;
+    auto selection = select_cache(o->cache.kind, o->cache.echo_dir, *model, o->model_dir, o->cache.echo, o->cache.low_rank,
+                                  o->cache.streaming);
     auto cache = make_cache(*model, selection, static_cast<int64_t>(prompt_ids.size()) + gen.max_new_tokens);
     auto result = generate(*model, *cache, prompt_ids, gen);
     if (o->cache.kind != "full") std::cerr << o->cache.kind << " cache: " << cache_report_line(*cache) << "\n";

@@ -1,5 +1,6 @@
 #include "echo/cache_selection.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "cache/cache_factory.h"
@@ -9,17 +10,18 @@ namespace echokv {
 
 CacheSelection select_cache(const std::string& kind, const std::string& echo_dir, const LlamaModel& model,
                             const std::string& model_dir, const EchoCacheOptions& echo_options,
-                            const LowRankOptions& low_rank_options) {
+                            const LowRankOptions& low_rank_options, const StreamingOptions& streaming_options) {
   CacheSelection s;
   s.kind = kind;
   s.echo_options = echo_options;
   s.low_rank_options = low_rank_options;
-  if (kind == "full" || kind == "low_rank") {
+  s.streaming_options = streaming_options;
+  if (kind == "full" || kind == "low_rank" || kind == "streaming") {
     if (!echo_dir.empty()) throw Error("--echo is only used with --cache echo");
     if (kind == "low_rank") s.low_rank = LowRankBases::from_model(model, low_rank_options);
     return s;
   }
-  if (kind != "echo") throw Error("--cache must be full, echo or low_rank (got '" + kind + "')");
+  if (kind != "echo") throw Error("--cache must be full, echo, low_rank or streaming (got '" + kind + "')");
   if (echo_dir.empty()) throw Error("--cache echo needs --echo DIR (a folder from echokv-train echo)");
   auto r = std::make_shared<Reconstructor>(Reconstructor::load(echo_dir, model_dir));
   r->to(model.device(), model.dtype());
@@ -28,8 +30,16 @@ CacheSelection select_cache(const std::string& kind, const std::string& echo_dir
 }
 
 std::unique_ptr<KVCache> make_cache(const LlamaModel& model, const CacheSelection& selection, int64_t capacity,
-                                    int64_t batch) {
+                                    int64_t batch, int64_t prompt_tokens) {
   if (selection.kind == "full") return make_full_cache(model, capacity, batch);
+  if (selection.kind == "streaming") {
+    const auto& o = selection.streaming_options;
+    const int64_t prompt = prompt_tokens >= 0 ? prompt_tokens : capacity;
+    const int64_t window =
+        o.ratio > 0 ? std::max<int64_t>(0, std::llround(o.ratio * static_cast<double>(prompt)) - o.sink_tokens) : o.window_tokens;
+    return std::make_unique<StreamingCache>(model.config(), model.rope(), batch, o.sink_tokens, window, model.device(),
+                                            model.dtype());
+  }
   if (selection.kind == "low_rank") {
     LowRankOptions o = selection.low_rank_options;
     o.capacity = std::max<int64_t>(1, capacity);

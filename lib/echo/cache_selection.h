@@ -7,27 +7,32 @@
 
 #include "cache/kv_cache.h"
 #include "compress/low_rank_cache.h"
+#include "compress/streaming_cache.h"
 #include "echo/echo_cache.h"
 #include "model/llama.h"
 
 namespace echokv {
 
 struct CacheSelection {
-  std::string kind = "full";                         // "full" | "echo" | "low_rank"
+  std::string kind = "full";                         // "full" | "echo" | "low_rank" | "streaming"
   std::shared_ptr<const Reconstructor> echo;         // kind == "echo"
   EchoCacheOptions echo_options;
   std::shared_ptr<const LowRankBases> low_rank;      // kind == "low_rank" (Palu-style)
   LowRankOptions low_rank_options;
+  StreamingOptions streaming_options;                // kind == "streaming" (StreamingLLM)
 };
 
 // Validates the flags and loads the reconstructors onto the model's device and dtype.
 // `model_dir` identifies the base model (fingerprint check).
 CacheSelection select_cache(const std::string& kind, const std::string& echo_dir, const LlamaModel& model,
                             const std::string& model_dir, const EchoCacheOptions& echo_options = {},
-                            const LowRankOptions& low_rank_options = {});
+                            const LowRankOptions& low_rank_options = {},
+                            const StreamingOptions& streaming_options = {});
 
+// prompt_tokens: the request's prompt length, for budgets set per request (streaming with a
+// ratio); -1 = capacity.
 std::unique_ptr<KVCache> make_cache(const LlamaModel& model, const CacheSelection& selection, int64_t capacity,
-                                    int64_t batch = 1);
+                                    int64_t batch = 1, int64_t prompt_tokens = -1);
 
 // "stored 12.5 MiB = 0.503 x full (3 layers global, ...)" for reports and stderr.
 std::string cache_report_line(const KVCache& cache);

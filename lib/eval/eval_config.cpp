@@ -29,11 +29,17 @@ EvalConfig EvalConfig::load(const std::string& path) {
     e.echo.recent_tokens = m.get<int64_t>("recent_tokens", e.echo.recent_tokens);
     e.echo.chunk_tokens = m.get<int64_t>("chunk_tokens", e.echo.chunk_tokens);
     e.low_rank.chunk_tokens = e.echo.chunk_tokens;
-    e.low_rank.ratio = m.get<double>("ratio", e.low_rank.ratio);
+    const double ratio = m.get<double>("ratio", e.cache == "streaming" ? 0.0 : e.low_rank.ratio);
+    e.low_rank.ratio = ratio;
     e.low_rank.group_heads = m.get<int64_t>("group_heads", e.low_rank.group_heads);
+    e.streaming.sink_tokens = e.echo.sink_tokens;
+    e.streaming.window_tokens = m.get<int64_t>("window", e.streaming.window_tokens);
+    e.streaming.ratio = e.cache == "streaming" ? ratio : 0.0;
     m.finish();
-    if (e.cache != "full" && e.cache != "echo" && e.cache != "low_rank")
-      fail(path, "method '" + e.name + "': cache must be full, echo or low_rank (got '" + e.cache + "')");
+    if (e.cache != "full" && e.cache != "echo" && e.cache != "low_rank" && e.cache != "streaming")
+      fail(path, "method '" + e.name + "': cache must be full, echo, low_rank or streaming (got '" + e.cache + "')");
+    if (e.cache == "streaming" && (e.streaming.ratio < 0 || e.streaming.ratio > 1 || e.streaming.window_tokens < 0))
+      fail(path, "method '" + e.name + "': streaming needs 0 <= ratio <= 1 and window >= 0");
     if (e.cache == "low_rank" && !(e.low_rank.ratio > 0 && e.low_rank.ratio <= 1))
       fail(path, "method '" + e.name + "': ratio must be in (0, 1]");
     if (e.cache == "echo" && e.echo_dir.empty()) fail(path, "method '" + e.name + "': cache echo needs echo_dir");

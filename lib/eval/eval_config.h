@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "compress/low_rank_cache.h"
+#include "compress/streaming_cache.h"
 #include "echo/echo_cache.h"
 #include "eval/niah.h"
 
@@ -16,10 +17,11 @@ namespace echokv {
 
 struct EvalMethod {
   std::string name;          // label in tables, e.g. "echo-0.5"
-  std::string cache = "full";  // "full" | "echo" | "low_rank"
+  std::string cache = "full";  // "full" | "echo" | "low_rank" | "streaming"
   std::string echo_dir;      // trained reconstructors (cache: echo)
   EchoCacheOptions echo;
   LowRankOptions low_rank;   // cache: low_rank (ratio, group_heads)
+  StreamingOptions streaming;  // cache: streaming (sink_tokens, window or ratio)
 };
 
 struct RulerEvalConfig {

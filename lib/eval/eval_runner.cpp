@@ -120,7 +120,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
   auto run_generation = [&](const CacheSelection& sel, const std::vector<int64_t>& ids, int64_t max_new,
                             const std::vector<int64_t>& extra_stops) {
     check_ids_in_vocab(*model, ids);
-    auto cache = make_cache(*model, sel, static_cast<int64_t>(ids.size()) + max_new + 1);
+    auto cache = make_cache(*model, sel, static_cast<int64_t>(ids.size()) + max_new + 1, 1, static_cast<int64_t>(ids.size()));
     GenerateOptions g;
     g.max_new_tokens = max_new;
     g.stop_ids = stop_ids;
@@ -276,7 +276,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     for (const auto& it : items)
       for (const auto& m : c.methods) todo += done[m.name][it.benchmark].count(it.key) ? 0 : 1;
     std::map<std::string, CacheSelection> selections;
-    for (const auto& m : c.methods) selections[m.name] = select_cache(m.cache, m.echo_dir, *model, c.model, m.echo, m.low_rank);
+    for (const auto& m : c.methods) selections[m.name] = select_cache(m.cache, m.echo_dir, *model, c.model, m.echo, m.low_rank, m.streaming);
     Progress progress(todo, options.progress);
     if (options.progress)
       std::fprintf(stderr, "[eval] %zu samples x %zu methods: %lld to run\n", items.size(), c.methods.size(), (long long)todo);
