@@ -75,6 +75,12 @@ int64_t FullCache::bytes() const {
   return total;
 }
 
+void FullCache::truncate(int64_t length) {
+  if (length < 0 || length > committed_) throw Error("FullCache::truncate: length outside the committed tokens");
+  committed_ = length;
+  std::fill(layer_length_.begin(), layer_length_.end(), length);
+}
+
 void FullCache::reset() {
   committed_ = 0;
   std::fill(layer_length_.begin(), layer_length_.end(), 0);

@@ -26,6 +26,8 @@ class FullCache : public KVCache {
   void reset() override;
 
   int64_t capacity() const { return capacity_; }
+  // Drops every token from position `length` on (e.g. a scoring pass's temporary tokens).
+  void truncate(int64_t length);
   // Views of what layer `layer` holds: [B, Hkv, length, D] (keys with RoPE).
   torch::Tensor keys(int layer) const;
   torch::Tensor values(int layer) const;

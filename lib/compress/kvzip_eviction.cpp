@@ -1,0 +1,74 @@
+#include "compress/kvzip_eviction.h"
+
+#include <limits>
+
+#include "core/error.h"
+
+namespace echokv {
+
+std::vector<torch::Tensor> kvzip_keep_pairs(const std::vector<torch::Tensor>& scores, double ratio, bool uniform) {
+  if (!(ratio >= 0 && ratio <= 1)) throw Error("KVzip: ratio must be in [0, 1]");
+  std::vector<torch::Tensor> keep;
+  if (scores.empty()) return keep;
+  if (uniform) {
+    for (const auto& s : scores) {
+      const int64_t n = s.size(1), k = static_cast<int64_t>(static_cast<double>(n) * ratio);
+      auto m = torch::zeros(s.sizes(), torch::kBool);
+      if (k > 0) m.scatter_(1, std::get<1>(s.topk(k, 1)), true);
+      keep.push_back(m);
+    }
+    return keep;
+  }
+  std::vector<torch::Tensor> flat;
+  for (const auto& s : scores) flat.push_back(s.reshape({-1}).to(torch::kFloat32));
+  auto all = torch::cat(flat);
+  const int64_t N = all.numel(), k = static_cast<int64_t>(static_cast<double>(N) * ratio);
+  // Keep exactly the k best pairs (ties broken by order), i.e. score >= the k-th largest.
+  auto m = torch::zeros({N}, torch::kBool);
+  if (k > 0) m.scatter_(0, std::get<1>(all.topk(k)), true);
+  int64_t at = 0;
+  for (const auto& s : scores) {
+    keep.push_back(m.narrow(0, at, s.numel()).view(s.sizes()).clone());
+    at += s.numel();
+  }
+  return keep;
+}
+
+void MaskedFullCache::set_keep(int64_t context_begin, std::vector<torch::Tensor> keep) {
+  for (const auto& k : keep)
+    if (k.dim() != 2 || context_begin + k.size(1) > base_->next_position())
+      throw Error("MaskedFullCache: keep mask outside the cached tokens");
+  context_begin_ = context_begin;
+  keep_ = std::move(keep);
+}
+
+void MaskedFullCache::for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) {
+  if (keep_.empty()) return base_->for_each_block(layer, visit);
+  base_->for_each_block(layer, [&](const KVBlock& block) {
+    KVBlock b = block;
+    const int64_t n = block.k.size(2), H = block.k.size(1);
+    auto bias = torch::zeros({H, n}, torch::TensorOptions().dtype(torch::kFloat32).device(block.k.device()));
+    const auto& keep = keep_[layer];
+    const int64_t len = std::min<int64_t>(keep.size(1), std::max<int64_t>(0, n - context_begin_));
+    if (len > 0)
+      bias.narrow(1, context_begin_, len)
+          .masked_fill_(keep.narrow(1, 0, len).to(bias.device()).logical_not(), -std::numeric_limits<float>::infinity());
+    b.bias = bias.view({1, H, 1, n});
+    visit(b);
+  });
+}
+
+int64_t MaskedFullCache::bytes() const {
+  const int64_t full = base_->bytes();
+  if (keep_.empty() || base_->next_position() == 0) return full;
+  int64_t evicted = 0, pairs = 0;
+  for (const auto& k : keep_) {
+    evicted += k.numel() - k.sum().item<int64_t>();
+    pairs += k.size(0);
+  }
+  // Per (layer, head, token) pair: K and V of head_dim elements.
+  const int64_t per_pair = full / (base_->next_position() * pairs);
+  return full - evicted * per_pair;
+}
+
+}  // namespace echokv

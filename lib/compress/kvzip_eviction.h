@@ -1,0 +1,47 @@
+// KVzip eviction from pair scores (../shared/docs/method-kvzip.md), and the "retain" storage:
+// the full cache plus a keep-mask, so one prefill and one scoring pass serve a sweep of
+// ratios in evaluation. Ratio = fraction of context pairs kept; the prefix (sink) and every
+// token after the context are always kept; positions stay the original ones.
+//   pair     : one global threshold over all layers and heads (heads keep different counts)
+//   uniform  : per (layer, KV head) top int(n * ratio)
+// bytes() reports what the kept pairs occupy (what a compacted store holds), full_bytes()
+// the full cache: retain mode itself saves no memory.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "cache/full_cache.h"
+
+namespace echokv {
+
+// scores: per layer float [Hkv, n]; returns per layer bool [Hkv, n] (true = keep).
+std::vector<torch::Tensor> kvzip_keep_pairs(const std::vector<torch::Tensor>& scores, double ratio, bool uniform);
+
+class MaskedFullCache : public KVCache {
+ public:
+  explicit MaskedFullCache(std::unique_ptr<FullCache> base) : base_(std::move(base)) {}
+  // keep: per layer bool [Hkv, n] for the context tokens at positions context_begin .. +n.
+  void set_keep(int64_t context_begin, std::vector<torch::Tensor> keep);
+  void clear_keep() { keep_.clear(); }
+  FullCache& base() { return *base_; }
+
+  int64_t next_position() const override { return base_->next_position(); }
+  void append(int layer, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& positions) override {
+    base_->append(layer, k, v, positions);
+  }
+  void for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) override;
+  void advance(int64_t tokens) override { base_->advance(tokens); }
+  int64_t bytes() const override;
+  int64_t full_bytes() const override { return base_->bytes(); }
+  void reset() override {
+    base_->reset();
+    keep_.clear();
+  }
+
+ private:
+  std::unique_ptr<FullCache> base_;
+  int64_t context_begin_ = 0;
+  std::vector<torch::Tensor> keep_;  // per layer [Hkv, n]
+};
+
+}  // namespace echokv
