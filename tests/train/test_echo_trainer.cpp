@@ -120,7 +120,8 @@ TEST(EchoTrainer, LossesFallAndKilledRunResumesBitIdentically) {
     _exit(127);
   }
   const std::string latest = b.file("out/checkpoints/latest");
-  for (int i = 0; i < 1200 && !file_exists(latest); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Polled every 5 ms so the kill lands mid-run even on a fast, idle machine.
+  for (int i = 0; i < 12000 && !file_exists(latest); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_TRUE(file_exists(latest)) << "no checkpoint appeared";
   kill(pid, SIGKILL);
   int status = 0;
