@@ -9,6 +9,7 @@
 #include "compress/streaming_cache.h"
 #include "io/safetensors.h"
 #include "model/session.h"
+#include "model/model_test_util.h"
 #include "test_support.h"
 
 using namespace echokv;
@@ -32,8 +33,7 @@ TEST(KvzipEviction, PairAndUniformBudgets) {
 TEST(KvzipEviction, MaskedCacheMatchesFullAndStreaming) {
   auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
   const auto& cfg = model->config();
-  auto row = load_safetensors(require_fixture("fixtures/reference/stories260K/expected.safetensors")).at("sampled_ids")[3];
-  std::vector<int64_t> ids(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + 90);
+  const auto ids = stories260k_sampled_ids(3, 90);
   const int64_t S = 4, C = 60, W = 16;  // prefix 4, context 4..63, then 26 "question" tokens
   const std::vector<int64_t> head(ids.begin(), ids.begin() + S + C), tail(ids.begin() + S + C, ids.end());
   auto run = [&](KVCache& cache, const std::function<void()>& after_prefill) {

@@ -8,6 +8,7 @@
 #include "compress/kvzip_scoring.h"
 #include "io/safetensors.h"
 #include "model/session.h"
+#include "model/model_test_util.h"
 #include "test_support.h"
 
 using namespace echokv;
@@ -27,8 +28,7 @@ struct Capture : LayerObserver {
 TEST(KvzipScoring, OneChunkEqualsTheModelsOwnAttention) {
   auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
   const auto& cfg = model->config();
-  auto all = load_safetensors(require_fixture("fixtures/reference/stories260K/expected.safetensors")).at("sampled_ids")[2];
-  std::vector<int64_t> seq(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + 70);
+  const auto seq = stories260k_sampled_ids(2, 70);
   const int64_t S = 4;
   const std::vector<int64_t> prefix(seq.begin(), seq.begin() + S), context(seq.begin() + S, seq.end());
   KvzipPrompts p;

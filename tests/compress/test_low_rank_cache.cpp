@@ -8,18 +8,13 @@
 #include "echo/cache_selection.h"
 #include "io/safetensors.h"
 #include "model/session.h"
+#include "model/model_test_util.h"
 #include "test_support.h"
 
 using namespace echokv;
 using namespace echokv::testing;
 
 namespace {
-
-std::vector<int64_t> fixture_ids(int64_t n) {
-  auto ids = load_safetensors(require_fixture("fixtures/reference/stories260K/expected.safetensors")).at("sampled_ids");
-  auto row = ids[0].slice(0, 0, n).contiguous();
-  return {row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()};
-}
 
 torch::Tensor low_rank_logits(LlamaModel& model, const LowRankOptions& o, const std::vector<int64_t>& ids,
                               double* ratio = nullptr) {
@@ -34,7 +29,7 @@ torch::Tensor low_rank_logits(LlamaModel& model, const LowRankOptions& o, const 
 
 TEST(LowRankCache, FullRankEqualsTheFullCache) {
   auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
-  const auto ids = fixture_ids(96);
+  const auto ids = stories260k_sampled_ids(0, 96);
   auto full = sequence_logits(*model, ids, 16);
   double ratio = 0;
   LowRankOptions o;
@@ -48,7 +43,7 @@ TEST(LowRankCache, FullRankEqualsTheFullCache) {
 TEST(LowRankCache, RankRIsTheModelWithRankRProjections) {
   auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
   const auto& c = model->config();
-  const auto ids = fixture_ids(80);
+  const auto ids = stories260k_sampled_ids(0, 80);
   LowRankOptions o;
   o.ratio = 0.5;
   o.group_heads = 2;

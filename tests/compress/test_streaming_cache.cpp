@@ -7,18 +7,13 @@
 #include "echo/cache_selection.h"
 #include "io/safetensors.h"
 #include "model/session.h"
+#include "model/model_test_util.h"
 #include "test_support.h"
 
 using namespace echokv;
 using namespace echokv::testing;
 
 namespace {
-
-std::vector<int64_t> fixture_ids(int64_t n) {
-  auto ids = load_safetensors(require_fixture("fixtures/reference/stories260K/expected.safetensors")).at("sampled_ids");
-  auto row = ids[1].slice(0, 0, n).contiguous();
-  return {row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel()};
-}
 
 torch::Tensor streaming_logits(LlamaModel& model, int64_t sink, int64_t window, const std::vector<int64_t>& ids,
                                int64_t chunk, double* ratio = nullptr) {
@@ -32,7 +27,7 @@ torch::Tensor streaming_logits(LlamaModel& model, int64_t sink, int64_t window, 
 
 TEST(StreamingCache, WithRoomForEverythingItIsTheFullCache) {
   auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
-  const auto ids = fixture_ids(64);
+  const auto ids = stories260k_sampled_ids(1, 64);
   double ratio = 0;
   EXPECT_LE(max_abs_diff(sequence_logits(*model, ids, 16), streaming_logits(*model, 4, 60, ids, 16, &ratio)), 1e-4);
   EXPECT_DOUBLE_EQ(ratio, 1.0);
@@ -40,7 +35,7 @@ TEST(StreamingCache, WithRoomForEverythingItIsTheFullCache) {
 
 TEST(StreamingCache, NoSinkWindowWDecodesLikeASlidingWindowModel) {
   auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
-  const auto ids = fixture_ids(72);
+  const auto ids = stories260k_sampled_ids(1, 72);
   const int64_t W = 20;
   // The reference: the same weights as a Mistral-style model attending to the last W+1 positions.
   auto cfg = model->config();
@@ -69,7 +64,7 @@ TEST(StreamingCache, RatioSetsTheWindowFromThePrompt) {
   auto sel = select_cache("streaming", "", *model, "", {}, {}, o);
   auto cache = make_cache(*model, sel, 200, 1, 100);
   EXPECT_EQ(dynamic_cast<StreamingCache&>(*cache).window(), 26);
-  const auto ids = fixture_ids(100);
+  const auto ids = stories260k_sampled_ids(1, 100);
   sequence_logits(*model, ids, 16, *cache);
   EXPECT_DOUBLE_EQ(static_cast<double>(cache->bytes()) / static_cast<double>(cache->full_bytes()), 0.3);
   EXPECT_THROW(StreamingCache(model->config(), model->rope(), 1, 0, 0, torch::kCPU, torch::kFloat32), Error);

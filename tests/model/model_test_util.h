@@ -1,7 +1,9 @@
 // Small random models and helper caches shared by model/cache tests.
 #pragma once
 #include "cache/full_cache.h"
+#include "io/safetensors.h"
 #include "model/config.h"
+#include "test_support.h"
 
 namespace echokv::testing {
 
@@ -19,6 +21,13 @@ inline ModelConfig tiny_config(const std::string& type = "llama") {
   c.rms_norm_eps = 1e-5;
   c.max_position_embeddings = 512;
   return c;
+}
+
+// The first n ids of stories260K's self-sampled sequence `row` (reference fixture).
+inline std::vector<int64_t> stories260k_sampled_ids(int64_t row, int64_t n) {
+  auto ids = load_safetensors(require_fixture("fixtures/reference/stories260K/expected.safetensors")).at("sampled_ids");
+  auto r = ids[row].slice(0, 0, n).contiguous();
+  return {r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel()};
 }
 
 // Hands `visit` the keys/values [B, H, n, D] in blocks of `block` positions starting at 0.
