@@ -28,6 +28,9 @@ struct CacheFlags {
   StreamingOptions streaming;
 };
 void add_cache_flags(CLI::App* cmd, CacheFlags& flags);
+// generate / logits run a cache token by token: methods that score a prompt's context first
+// (kvzip, snapkv, think) are refused with a pointer to eval configs.
+void require_online_cache(const CacheFlags& flags);
 
 Command add_logits_command(CLI::App& app);
 Command add_generate_command(CLI::App& app);

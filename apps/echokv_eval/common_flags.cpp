@@ -1,5 +1,7 @@
 #include "echokv_eval/commands.h"
 
+#include "core/error.h"
+
 namespace echokv {
 
 void add_runtime_flags(CLI::App* cmd, RuntimeFlags& rt) {
@@ -20,6 +22,12 @@ void add_cache_flags(CLI::App* cmd, CacheFlags& f) {
   cmd->add_option("--sink", f.echo.sink_tokens, "echo / streaming: uncompressed first tokens")->capture_default_str();
   cmd->add_option("--recent", f.echo.recent_tokens, "echo: uncompressed recent tokens")->capture_default_str();
   cmd->add_option("--echo-chunk", f.echo.chunk_tokens, "echo: tokens rebuilt per attention block")->capture_default_str();
+}
+
+void require_online_cache(const CacheFlags& f) {
+  if (f.kind == "kvzip" || f.kind == "snapkv" || f.kind == "think")
+    throw Error("--cache " + f.kind + " scores a prompt's context before compressing it; run it from an eval config " +
+                "(echokv-eval --config FILE with a method 'cache: " + f.kind + "')");
 }
 
 }  // namespace echokv

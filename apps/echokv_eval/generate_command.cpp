@@ -90,6 +90,7 @@ Command add_generate_command(CLI::App& app) {
       };
     }
     o->cache.streaming.sink_tokens = o->cache.echo.sink_tokens;
+    require_online_cache(o->cache);
     auto selection = select_cache(o->cache.kind, o->cache.echo_dir, *model, o->model_dir, o->cache.echo, o->cache.low_rank,
                                   o->cache.streaming);
     auto cache = make_cache(*model, selection, static_cast<int64_t>(prompt_ids.size()) + gen.max_new_tokens);

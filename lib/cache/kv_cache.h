@@ -19,6 +19,11 @@ struct KVBlock {
   int64_t max_position = 0;
   torch::Tensor bias;       // optional additive bias broadcastable to [B, Hkv, 1, n]; undefined = none
   bool is_only = false;     // true when this single block is everything the layer attends to
+  // Per-head blocks (caches whose KV heads hold different tokens, e.g. KVzip): when head >= 0,
+  // k and v hold only KV head `head` ([B, 1, n, D]), positions are that head's tokens, bias is
+  // broadcastable to [B, 1, 1, n], and kv_heads gives the layer's number of KV heads.
+  int64_t head = -1;
+  int64_t kv_heads = 0;
   // Optional values given as a linear image of shared per-token inputs (EchoKV): when
   // v_latent is defined, v is unused and the value of head h at token j is
   // v_proj[h] . v_latent[:, j] + v_bias[h]. Attention then weights the inputs and projects

@@ -34,6 +34,31 @@ std::vector<torch::Tensor> kvzip_keep_pairs(const std::vector<torch::Tensor>& sc
   return keep;
 }
 
+std::vector<torch::Tensor> kvzip_head_scores(const std::vector<torch::Tensor>& pair_scores) {
+  std::vector<torch::Tensor> out;
+  for (const auto& s : pair_scores)
+    out.push_back(s.size(1) > 0 ? std::get<0>(s.to(torch::kFloat32).max(1)) : torch::zeros({s.size(0)}));
+  return out;
+}
+
+void kvzip_merge_head_scores(std::vector<torch::Tensor>& into, const std::vector<torch::Tensor>& more) {
+  if (into.empty()) {
+    for (const auto& m : more) into.push_back(m.clone());
+    return;
+  }
+  if (into.size() != more.size()) throw Error("KVzip head scores: calibration runs disagree on the layer count");
+  for (size_t l = 0; l < into.size(); ++l) into[l] = torch::maximum(into[l], more[l]);
+}
+
+std::vector<torch::Tensor> kvzip_keep_heads(const std::vector<torch::Tensor>& head_scores, double ratio, int64_t n) {
+  std::vector<torch::Tensor> as_pairs;  // one "pair" per head: the global threshold is the same rule
+  for (const auto& h : head_scores) as_pairs.push_back(h.view({-1, 1}));
+  auto heads = kvzip_keep_pairs(as_pairs, ratio, false);
+  std::vector<torch::Tensor> keep;
+  for (const auto& k : heads) keep.push_back(k.expand({k.size(0), n}).clone());
+  return keep;
+}
+
 void MaskedFullCache::set_keep(int64_t context_begin, std::vector<torch::Tensor> keep) {
   for (const auto& k : keep)
     if (k.dim() != 2 || context_begin + k.size(1) > base_->next_position())

@@ -8,14 +8,33 @@
 // the full cache: retain mode itself saves no memory.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "cache/full_cache.h"
 
 namespace echokv {
 
+struct KvzipOptions {
+  double ratio = 0.3;               // fraction of context pairs kept
+  std::string level = "pair";       // pair | uniform (pair-uniform) | head
+  std::string storage = "compact";  // compact (per-head variable length) | retain (full cache + mask)
+  int64_t chunk_tokens = 2000;      // scoring chunk
+  int64_t headroom = 256;           // compact: free slots per head for the question and answer
+  std::vector<std::string> calibration;  // head level: text files whose head scores are max-merged
+  int64_t calibration_tokens = 2000;     // context tokens taken from each calibration text
+};
+
 // scores: per layer float [Hkv, n]; returns per layer bool [Hkv, n] (true = keep).
 std::vector<torch::Tensor> kvzip_keep_pairs(const std::vector<torch::Tensor>& scores, double ratio, bool uniform);
+
+// Head level: a (layer, KV head)'s score is its best pair score on a calibration context;
+// several calibration runs merge by max. head_scores: per layer float [Hkv].
+std::vector<torch::Tensor> kvzip_head_scores(const std::vector<torch::Tensor>& pair_scores);
+void kvzip_merge_head_scores(std::vector<torch::Tensor>& into, const std::vector<torch::Tensor>& more);
+// Keeps the int(heads * ratio) best heads over all layers (one global threshold); a kept head
+// keeps all n context tokens, an evicted head none. Returns per layer bool [Hkv, n].
+std::vector<torch::Tensor> kvzip_keep_heads(const std::vector<torch::Tensor>& head_scores, double ratio, int64_t n);
 
 class MaskedFullCache : public KVCache {
  public:

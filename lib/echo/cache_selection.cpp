@@ -16,12 +16,13 @@ CacheSelection select_cache(const std::string& kind, const std::string& echo_dir
   s.echo_options = echo_options;
   s.low_rank_options = low_rank_options;
   s.streaming_options = streaming_options;
-  if (kind == "full" || kind == "low_rank" || kind == "streaming") {
+  if (kind == "full" || kind == "low_rank" || kind == "streaming" || kind == "kvzip" || kind == "snapkv" ||
+      kind == "think") {
     if (!echo_dir.empty()) throw Error("--echo is only used with --cache echo");
     if (kind == "low_rank") s.low_rank = LowRankBases::from_model(model, low_rank_options);
     return s;
   }
-  if (kind != "echo") throw Error("--cache must be full, echo, low_rank or streaming (got '" + kind + "')");
+  if (kind != "echo") throw Error("--cache must be full, echo, low_rank, streaming, kvzip, snapkv or think (got '" + kind + "')");
   if (echo_dir.empty()) throw Error("--cache echo needs --echo DIR (a folder from echokv-train echo)");
   auto r = std::make_shared<Reconstructor>(Reconstructor::load(echo_dir, model_dir));
   r->to(model.device(), model.dtype());
@@ -31,6 +32,8 @@ CacheSelection select_cache(const std::string& kind, const std::string& echo_dir
 
 std::unique_ptr<KVCache> make_cache(const LlamaModel& model, const CacheSelection& selection, int64_t capacity,
                                     int64_t batch, int64_t prompt_tokens) {
+  if (selection.needs_prompt_pass())
+    throw Error("cache '" + selection.kind + "' is built from a scored prompt: use prefill_prompt (prompt_prefill.h)");
   if (selection.kind == "full") return make_full_cache(model, capacity, batch);
   if (selection.kind == "streaming") {
     const auto& o = selection.streaming_options;

@@ -6,20 +6,33 @@
 #include <string>
 
 #include "cache/kv_cache.h"
+#include "compress/kvzip_eviction.h"
+#include "compress/kvzip_scoring.h"
 #include "compress/low_rank_cache.h"
+#include "compress/snapkv.h"
 #include "compress/streaming_cache.h"
+#include "compress/think.h"
 #include "echo/echo_cache.h"
 #include "model/llama.h"
 
 namespace echokv {
 
 struct CacheSelection {
-  std::string kind = "full";                         // "full" | "echo" | "low_rank" | "streaming"
+  std::string kind = "full";  // "full" | "echo" | "low_rank" | "streaming" | "kvzip" | "snapkv" | "think"
   std::shared_ptr<const Reconstructor> echo;         // kind == "echo"
   EchoCacheOptions echo_options;
   std::shared_ptr<const LowRankBases> low_rank;      // kind == "low_rank" (Palu-style)
   LowRankOptions low_rank_options;
   StreamingOptions streaming_options;                // kind == "streaming" (StreamingLLM)
+  // Methods that look at the prompt before compressing it (prefill_prompt in prompt_prefill.h):
+  KvzipOptions kvzip;                                // kind == "kvzip"
+  std::shared_ptr<const KvzipPrompts> kvzip_prompts; // repeat prompts in the model's tokenizer
+  std::vector<torch::Tensor> kvzip_head_scores;      // level "head": per layer [Hkv], from calibration
+  SnapKVOptions snapkv;                              // kind == "snapkv"
+  ThinKOptions think;                                // kind == "think"
+
+  // True for kinds whose cache is built after a scoring pass over the prompt.
+  bool needs_prompt_pass() const { return kind == "kvzip" || kind == "snapkv" || kind == "think"; }
 };
 
 // Validates the flags and loads the reconstructors onto the model's device and dtype.

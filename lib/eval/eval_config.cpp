@@ -35,9 +35,46 @@ EvalConfig EvalConfig::load(const std::string& path) {
     e.streaming.sink_tokens = e.echo.sink_tokens;
     e.streaming.window_tokens = m.get<int64_t>("window", e.streaming.window_tokens);
     e.streaming.ratio = e.cache == "streaming" ? ratio : 0.0;
+    if (e.cache == "kvzip") {
+      e.kvzip.ratio = m.get<double>("ratio", e.kvzip.ratio);
+      e.kvzip.level = m.get<std::string>("level", e.kvzip.level);
+      e.kvzip.storage = m.get<std::string>("storage", e.kvzip.storage);
+      e.kvzip.chunk_tokens = m.get<int64_t>("score_chunk", e.kvzip.chunk_tokens);
+      e.kvzip.calibration = m.get<std::vector<std::string>>("calibration", {});
+      e.kvzip.calibration_tokens = m.get<int64_t>("calibration_tokens", e.kvzip.calibration_tokens);
+      if (!(e.kvzip.ratio >= 0 && e.kvzip.ratio <= 1)) fail(path, "method '" + e.name + "': kvzip ratio must be in [0, 1]");
+      if (e.kvzip.level != "pair" && e.kvzip.level != "uniform" && e.kvzip.level != "head")
+        fail(path, "method '" + e.name + "': kvzip level must be pair, uniform or head");
+      if (e.kvzip.storage != "compact" && e.kvzip.storage != "retain")
+        fail(path, "method '" + e.name + "': kvzip storage must be compact or retain");
+      if (e.kvzip.level == "head" && e.kvzip.calibration.empty())
+        fail(path, "method '" + e.name + "': kvzip level head needs calibration (text files)");
+      if (e.kvzip.chunk_tokens <= 0 || e.kvzip.calibration_tokens <= 0)
+        fail(path, "method '" + e.name + "': score_chunk and calibration_tokens must be positive");
+    }
+    if (e.cache == "snapkv") {
+      e.snapkv.ratio = m.get<double>("ratio", e.snapkv.ratio);
+      e.snapkv.window = m.get<int64_t>("obs_window", e.snapkv.window);
+      e.snapkv.kernel = m.get<int64_t>("kernel", e.snapkv.kernel);
+      if (!(e.snapkv.ratio >= 0 && e.snapkv.ratio <= 1) || e.snapkv.window < 1 || e.snapkv.kernel < 1 || e.snapkv.kernel % 2 == 0)
+        fail(path, "method '" + e.name + "': snapkv needs ratio in [0, 1], obs_window >= 1 and an odd kernel");
+    }
+    if (e.cache == "think") {
+      e.think.window = m.get<int64_t>("obs_window", e.think.window);
+      e.think_ratio = m.get<double>("ratio", 0.0);
+      e.think.prune = m.get<double>("prune", e.think_ratio > 0 ? -1.0 : e.think.prune);
+      if (e.think_ratio > 0 && e.think.prune >= 0) fail(path, "method '" + e.name + "': think takes ratio or prune, not both");
+      if (e.think_ratio > 0 && !(e.think_ratio >= 0.5 && e.think_ratio <= 1))
+        fail(path, "method '" + e.name + "': think prunes keys only, so its ratio must be in [0.5, 1]");
+      if (e.think_ratio <= 0 && !(e.think.prune >= 0 && e.think.prune <= 1))
+        fail(path, "method '" + e.name + "': think prune must be in [0, 1]");
+      if (e.think.window < 1) fail(path, "method '" + e.name + "': obs_window must be >= 1");
+    }
     m.finish();
-    if (e.cache != "full" && e.cache != "echo" && e.cache != "low_rank" && e.cache != "streaming")
-      fail(path, "method '" + e.name + "': cache must be full, echo, low_rank or streaming (got '" + e.cache + "')");
+    if (e.cache != "full" && e.cache != "echo" && e.cache != "low_rank" && e.cache != "streaming" && e.cache != "kvzip" &&
+        e.cache != "snapkv" && e.cache != "think")
+      fail(path, "method '" + e.name + "': cache must be full, echo, low_rank, streaming, kvzip, snapkv or think (got '" +
+                     e.cache + "')");
     if (e.cache == "streaming" && (e.streaming.ratio < 0 || e.streaming.ratio > 1 || e.streaming.window_tokens < 0))
       fail(path, "method '" + e.name + "': streaming needs 0 <= ratio <= 1 and window >= 0");
     if (e.cache == "low_rank" && !(e.low_rank.ratio > 0 && e.low_rank.ratio <= 1))
@@ -96,6 +133,9 @@ EvalConfig EvalConfig::load(const std::string& path) {
     fc.sequences = f.get<int64_t>("sequences", fc.sequences);
     fc.seq_len = f.get<int64_t>("seq_len", fc.seq_len);
     fc.chunk = f.get<int64_t>("chunk", fc.chunk);
+    fc.context_tokens = f.get<int64_t>("context_tokens", fc.context_tokens);
+    if (fc.context_tokens < 0 || (fc.context_tokens > 0 && fc.context_tokens + 2 > fc.seq_len))
+      fail(path, "fidelity.context_tokens must be 0 or leave at least 2 tokens of seq_len after it");
     f.finish();
     if (fc.source != "jsonl" && fc.source != "text" && fc.source != "safetensors")
       fail(path, "fidelity.source must be jsonl, text or safetensors");
@@ -103,6 +143,9 @@ EvalConfig EvalConfig::load(const std::string& path) {
     c.fidelity = fc;
   }
   root.finish();
+  for (const auto& m : c.methods)
+    if ((m.cache == "kvzip" || m.cache == "snapkv" || m.cache == "think") && c.fidelity && c.fidelity->context_tokens == 0)
+      fail(path, "method '" + m.name + "' compresses a prompt: set fidelity.context_tokens (the prompt it compresses)");
   if (!c.ruler && !c.niah && !c.longbench && !c.fidelity)
     fail(path, "no benchmark: give at least one of ruler, niah, longbench, fidelity");
   return c;

@@ -8,8 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "compress/kvzip_eviction.h"
 #include "compress/low_rank_cache.h"
+#include "compress/snapkv.h"
 #include "compress/streaming_cache.h"
+#include "compress/think.h"
 #include "echo/echo_cache.h"
 #include "eval/niah.h"
 
@@ -22,6 +25,10 @@ struct EvalMethod {
   EchoCacheOptions echo;
   LowRankOptions low_rank;   // cache: low_rank (ratio, group_heads)
   StreamingOptions streaming;  // cache: streaming (sink_tokens, window or ratio)
+  KvzipOptions kvzip;          // cache: kvzip (ratio, level, storage, score_chunk, calibration)
+  SnapKVOptions snapkv;        // cache: snapkv (ratio, obs_window, kernel)
+  ThinKOptions think;          // cache: think (prune, or ratio = stored bytes; obs_window)
+  double think_ratio = 0;      // cache: think given as a stored ratio (prune derived per model)
 };
 
 struct RulerEvalConfig {
@@ -47,6 +54,9 @@ struct FidelityEvalConfig {
   int64_t sequences = 8;
   int64_t seq_len = 1024;
   int64_t chunk = 64;  // prefill chunk: tokens of earlier chunks are seen through the method's cache
+  // > 0: the first context_tokens tokens are a context every method prefills (and compresses,
+  // for KVzip / SnapKV / ThinK) first; KL and top-1 are measured on the tokens after it.
+  int64_t context_tokens = 0;
 };
 
 struct EvalConfig {

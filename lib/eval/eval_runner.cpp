@@ -14,7 +14,9 @@
 #include "eval/fidelity.h"
 #include "eval/longbench_prompt.h"
 #include "eval/niah.h"
+#include "eval/prompt_split.h"
 #include "eval/ruler_tasks.h"
+#include "echo/prompt_prefill.h"
 #include "io/jsonl.h"
 #include "io/safetensors.h"
 #include "model/generate.h"
@@ -97,7 +99,8 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
 
   auto model = load_model_for_run(c.model, c.device, c.dtype, c.threads);
   // Token-id fidelity (e.g. stories260K, whose tokenizer is not available) needs no tokenizer.
-  const bool needs_tokenizer = c.ruler || c.niah || c.longbench || (c.fidelity && c.fidelity->source != "safetensors");
+  bool needs_tokenizer = c.ruler || c.niah || c.longbench || (c.fidelity && c.fidelity->source != "safetensors");
+  for (const auto& m : c.methods) needs_tokenizer = needs_tokenizer || m.cache == "kvzip";
   std::unique_ptr<Tokenizer> tokenizer = needs_tokenizer ? load_tokenizer(c.model) : nullptr;
   ChatOptions chat;
   std::vector<int64_t> stop_ids;
@@ -109,24 +112,30 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
   const PromptTokenCounter count = [&](const std::string& input, const std::string& prefix) {
     return static_cast<int64_t>(render_chat(*tokenizer, {{"user", input}}, chat).size() + tokenizer->encode(prefix).size());
   };
-  auto prompt_ids = [&](const std::string& input, const std::string& prefix) {
+  // The chat-rendered prompt plus answer prefix, and the token span of its context.
+  auto prompt_ids = [&](const std::string& input, int64_t context_end_chars, const std::string& prefix) {
     auto ids = render_chat(*tokenizer, {{"user", input}}, chat);
     const auto p = tokenizer->encode(prefix);
     ids.insert(ids.end(), p.begin(), p.end());
-    return ids;
+    const PromptRenderer render = [&](const std::string& text) { return render_chat(*tokenizer, {{"user", text}}, chat); };
+    return std::make_pair(ids, find_context_span(render, input, context_end_chars, ids));
   };
 
   // Greedy generation through the method's cache; returns text (stop token excluded) and stats.
-  auto run_generation = [&](const CacheSelection& sel, const std::vector<int64_t>& ids, int64_t max_new,
-                            const std::vector<int64_t>& extra_stops) {
+  auto run_generation = [&](const CacheSelection& sel, const std::pair<std::vector<int64_t>, PromptSpan>& prompt,
+                            int64_t max_new, const std::vector<int64_t>& extra_stops) {
+    const auto& ids = prompt.first;
     check_ids_in_vocab(*model, ids);
-    auto cache = make_cache(*model, sel, static_cast<int64_t>(ids.size()) + max_new + 1, 1, static_cast<int64_t>(ids.size()));
+    auto prepared = prefill_prompt(*model, sel, ids, prompt.second, static_cast<int64_t>(ids.size()) + max_new + 1,
+                                   c.prefill_chunk);
+    auto& cache = prepared.cache;
     GenerateOptions g;
     g.max_new_tokens = max_new;
     g.stop_ids = stop_ids;
     g.stop_ids.insert(g.stop_ids.end(), extra_stops.begin(), extra_stops.end());
     g.prefill_chunk = c.prefill_chunk;
-    const auto r = generate(*model, *cache, ids, g);
+    auto r = generate_from(*model, *cache, prepared.logits, g);
+    r.prefill_seconds = prepared.prefill_seconds;
     std::vector<int64_t> toks = r.tokens;
     if (r.stop_reason == "stop_id" && !toks.empty()) toks.pop_back();
     nlohmann::json j;
@@ -135,8 +144,42 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     j["new_tokens"] = toks.size();
     j["bytes_ratio"] = cache->full_bytes() > 0 ? static_cast<double>(cache->bytes()) / static_cast<double>(cache->full_bytes()) : 1.0;
     j["prefill_seconds"] = r.prefill_seconds;
+    j["scoring_seconds"] = prepared.scoring_seconds;
     j["decode_seconds"] = r.decode_seconds;
     return j;
+  };
+
+  // A method's cache selection, with what prompt-scoring methods need from the tokenizer.
+  auto select_method = [&](const EvalMethod& m) {
+    auto sel = select_cache(m.cache, m.echo_dir, *model, c.model, m.echo, m.low_rank, m.streaming);
+    sel.kvzip = m.kvzip;
+    sel.snapkv = m.snapkv;
+    sel.think = m.think;
+    if (m.cache == "think" && m.think_ratio > 0) sel.think.prune = think_prune_for_ratio(m.think_ratio, model->config().head_dim);
+    if (m.cache == "kvzip" && tokenizer) {
+      auto prompts = kvzip_prompts(*tokenizer, chat_postfix_ids(*tokenizer, chat));
+      prompts.chunk_tokens = m.kvzip.chunk_tokens;
+      sel.kvzip_prompts = std::make_shared<KvzipPrompts>(prompts);
+      if (m.kvzip.level == "head") {
+        std::vector<std::vector<int64_t>> contexts;
+        for (const auto& path : m.kvzip.calibration) {
+          auto ids = tokenizer->encode(read_text_file(path), false);
+          if (static_cast<int64_t>(ids.size()) > m.kvzip.calibration_tokens) ids.resize(static_cast<size_t>(m.kvzip.calibration_tokens));
+          if (ids.empty()) fail(path, "KVzip calibration text is empty");
+          contexts.push_back(std::move(ids));
+        }
+        const auto prefix = render_chat(*tokenizer, {{"user", ""}}, chat);
+        const auto postfix = chat_postfix_ids(*tokenizer, chat);
+        const std::vector<int64_t> header(prefix.begin(), prefix.end() - static_cast<std::ptrdiff_t>(postfix.size()));
+        sel.kvzip_head_scores = kvzip_calibrate_heads(*model, prompts, header, contexts, c.prefill_chunk);
+        nlohmann::json hs = nlohmann::json::array();
+        for (const auto& t : sel.kvzip_head_scores) hs.push_back(std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel()));
+        write_text_atomic(join_path(join_path(join_path(c.out_dir, "predictions"), m.name), "head_scores.json"), hs.dump(1) + "\n");
+      }
+    } else if (m.cache == "kvzip") {
+      fail(c.source, "method '" + m.name + "': KVzip needs the model's tokenizer for its repeat prompts");
+    }
+    return sel;
   };
 
   std::vector<WorkItem> items;
@@ -162,7 +205,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
         for (const auto& s : samples) {
           items.push_back({"ruler", task + "/" + std::to_string(len) + "/" + std::to_string(s.index),
                            [&, s](const CacheSelection& sel) {
-                             auto j = run_generation(sel, prompt_ids(s.input, s.answer_prefix), s.tokens_to_generate, {});
+                             auto j = run_generation(sel, prompt_ids(s.input, s.context_end, s.answer_prefix), s.tokens_to_generate, {});
                              j["task"] = s.task;
                              j["index"] = s.index;
                              j["length"] = s.max_length;
@@ -182,7 +225,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
       char key[64];
       std::snprintf(key, sizeof(key), "%lld/%g", (long long)s.length, s.depth);
       items.push_back({"niah", key, [&, s](const CacheSelection& sel) {
-                         auto j = run_generation(sel, prompt_ids(s.input, s.answer_prefix), c.niah->tokens_to_generate, {});
+                         auto j = run_generation(sel, prompt_ids(s.input, s.context_end, s.answer_prefix), c.niah->tokens_to_generate, {});
                          j["length"] = s.length;
                          j["depth"] = s.depth;
                          j["keywords"] = s.keywords;
@@ -207,7 +250,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
         items.push_back({"longbench", dataset + "/" + std::to_string(i), [&, record, dataset, where](const CacheSelection& sel) {
                            const auto in = build_longbench_input(*lb_prompts, dataset, record, *tokenizer, chat,
                                                                  c.longbench->max_length, where);
-                           auto j = run_generation(sel, in.ids, in.max_new_tokens, in.extra_stop_ids);
+                           auto j = run_generation(sel, {in.ids, in.span}, in.max_new_tokens, in.extra_stop_ids);
                            j["dataset"] = dataset;
                            j["answers"] = record.value("answers", nlohmann::json::array());
                            j["all_classes"] = record.value("all_classes", nlohmann::json());
@@ -255,10 +298,24 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
                          auto full = make_cache(*model, CacheSelection{}, static_cast<int64_t>(ids.size()));
                          full_logits_cache[i] = sequence_logits(*model, ids, c.fidelity->chunk, *full);
                        }
-                       auto cache = make_cache(*model, sel, static_cast<int64_t>(ids.size()));
-                       auto logits = sequence_logits(*model, ids, c.fidelity->chunk, *cache);
+                       const int64_t n = static_cast<int64_t>(ids.size()), ctx = c.fidelity->context_tokens;
                        FidelityStats st;
-                       st.add(full_logits_cache[i], logits, ids);
+                       std::unique_ptr<KVCache> cache;
+                       if (ctx > 0) {  // prefill (and compress) the context, then score the rest
+                         PromptSpan span;
+                         span.context_begin = tokenizer && tokenizer->bos_id() && ids[0] == *tokenizer->bos_id() ? 1 : 0;
+                         span.context_end = ctx;
+                         auto prepared = prefill_prompt(*model, sel, std::vector<int64_t>(ids.begin(), ids.begin() + ctx), span,
+                                                        n, c.fidelity->chunk);
+                         cache = std::move(prepared.cache);
+                         auto rest = sequence_logits(*model, std::vector<int64_t>(ids.begin() + ctx, ids.end()), c.fidelity->chunk, *cache);
+                         auto logits = torch::cat({prepared.logits.to(torch::kCPU).view({1, -1}), rest}, 0);  // positions ctx-1 .. n-1
+                         st.add(full_logits_cache[i].narrow(0, ctx - 1, n - ctx + 1), logits,
+                                std::vector<int64_t>(ids.begin() + ctx - 1, ids.end()));
+                       } else {
+                         cache = make_cache(*model, sel, n);
+                         st.add(full_logits_cache[i], sequence_logits(*model, ids, c.fidelity->chunk, *cache), ids);
+                       }
                        auto j = st.to_json();
                        j["bytes_ratio"] = cache->full_bytes() > 0 ? static_cast<double>(cache->bytes()) / cache->full_bytes() : 1.0;
                        return j;
@@ -276,7 +333,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     for (const auto& it : items)
       for (const auto& m : c.methods) todo += done[m.name][it.benchmark].count(it.key) ? 0 : 1;
     std::map<std::string, CacheSelection> selections;
-    for (const auto& m : c.methods) selections[m.name] = select_cache(m.cache, m.echo_dir, *model, c.model, m.echo, m.low_rank, m.streaming);
+    for (const auto& m : c.methods) selections[m.name] = select_method(m);
     Progress progress(todo, options.progress);
     if (options.progress)
       std::fprintf(stderr, "[eval] %zu samples x %zu methods: %lld to run\n", items.size(), c.methods.size(), (long long)todo);

@@ -77,11 +77,20 @@ LongBenchInput build_longbench_input(const LongBenchPrompts& prompts, const std:
     prompt = tokenizer.decode(head, true) + tokenizer.decode(tail, true);
   }
   LongBenchInput in;
-  if (longbench_uses_chat(dataset)) {
-    in.ids = render_chat(tokenizer, {{"user", prompt}}, chat);
-  } else {
-    in.ids = tokenizer.encode(prompt, tokenizer.bos_id().has_value());
+  const bool use_chat = longbench_uses_chat(dataset);
+  const PromptRenderer render = [&](const std::string& text) {
+    return use_chat ? render_chat(tokenizer, {{"user", text}}, chat) : tokenizer.encode(text, tokenizer.bos_id().has_value());
+  };
+  in.ids = render(prompt);
+  // The question is the template's text after {context}; it survives truncation unless the
+  // kept tail half is shorter than it.
+  int64_t context_end_chars = -1;
+  if (const size_t at = pit->second.find("{context}"); at != std::string::npos) {
+    const std::string question = fill_longbench_prompt(pit->second.substr(at + 9), record, where);
+    if (prompt.size() >= question.size() && prompt.compare(prompt.size() - question.size(), question.size(), question) == 0)
+      context_end_chars = static_cast<int64_t>(prompt.size() - question.size());
   }
+  in.span = find_context_span(render, prompt, context_end_chars, in.ids);
   in.max_new_tokens = mit->second;
   if (dataset == "samsum") {
     const auto nl = tokenizer.encode("\n", false);

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/prompt_split.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -28,6 +29,7 @@ struct LongBenchInput {
   std::vector<int64_t> ids;
   int64_t max_new_tokens = 0;
   std::vector<int64_t> extra_stop_ids;  // samsum: the id of "\n"
+  PromptSpan span;  // the context's tokens (end -1 when truncation cut into the question)
 };
 
 // Fills `{context}`, `{input}` (any field of the record) like str.format(**record).

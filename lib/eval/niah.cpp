@@ -36,7 +36,7 @@ std::vector<std::string> load_haystack_words(const std::string& path) {
 
 nlohmann::json NiahSample::to_json() const {
   return {{"length", length}, {"depth", depth}, {"input", input}, {"answer_prefix", answer_prefix},
-          {"keywords", keywords}, {"prompt_tokens", prompt_tokens}};
+          {"keywords", keywords}, {"prompt_tokens", prompt_tokens}, {"context_end", context_end}};
 }
 
 NiahSample NiahSample::from_json(const nlohmann::json& j, const std::string& where) {
@@ -47,6 +47,8 @@ NiahSample NiahSample::from_json(const nlohmann::json& j, const std::string& whe
   s.answer_prefix = j.value("answer_prefix", "");
   s.keywords = json_string_list(j, "keywords", where);
   s.prompt_tokens = j.value("prompt_tokens", 0);
+  s.context_end = j.value("context_end", int64_t{-1});
+  if (s.context_end > static_cast<int64_t>(s.input.size())) fail(where, "context_end lies beyond the input");
   return s;
 }
 
@@ -116,6 +118,7 @@ std::vector<NiahSample> generate_niah(const NiahConfig& config, const PromptToke
       NiahSample s;
       s.length = length;
       s.depth = depth;
+      s.context_end = static_cast<int64_t>(input.size() - ("\n\n" + config.question + config.instruction).size());
       s.input = std::move(input);
       s.answer_prefix = config.answer_prefix;
       s.keywords = keywords;

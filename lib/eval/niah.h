@@ -33,6 +33,7 @@ struct NiahSample {
   std::string input, answer_prefix;
   std::vector<std::string> keywords;
   int64_t prompt_tokens = 0;
+  int64_t context_end = -1;  // bytes of input up to the end of the haystack (the question follows); -1 unknown
   nlohmann::json to_json() const;
   static NiahSample from_json(const nlohmann::json& j, const std::string& where);
 };

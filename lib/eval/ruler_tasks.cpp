@@ -72,7 +72,18 @@ std::string random_letters(SampleRng& rng, int k, char base) {
 struct Made {
   std::string input, prefix;
   std::vector<std::string> outputs;
+  int64_t question_chars = -1;  // bytes of input after the context (the filled template's tail)
 };
+
+// The filled template, its answer prefix, and where its context ends (from the template's
+// text after "{context}").
+Made fill(const std::string& tmpl, const std::string& prefix, const std::map<std::string, std::string>& f,
+          std::vector<std::string> outputs) {
+  Made m{format(tmpl, f), format(prefix, f), std::move(outputs)};
+  const size_t at = tmpl.find("{context}");
+  if (at != std::string::npos) m.question_chars = static_cast<int64_t>(format(tmpl.substr(at + 9), f).size());
+  return m;
+}
 
 }  // namespace
 
@@ -106,7 +117,8 @@ int64_t RulerTask::int_arg(const std::string& key) const {
 
 nlohmann::json RulerSample::to_json() const {
   return {{"task", task}, {"index", index}, {"input", input}, {"answer_prefix", answer_prefix}, {"outputs", outputs},
-          {"length", length}, {"max_length", max_length}, {"tokens_to_generate", tokens_to_generate}};
+          {"length", length}, {"max_length", max_length}, {"tokens_to_generate", tokens_to_generate},
+          {"context_end", context_end}};
 }
 
 RulerSample RulerSample::from_json(const nlohmann::json& j, const std::string& where) {
@@ -119,6 +131,8 @@ RulerSample RulerSample::from_json(const nlohmann::json& j, const std::string& w
   s.length = j.value("length", 0);
   s.max_length = j.value("max_length", 0);
   s.tokens_to_generate = j.value("tokens_to_generate", 0);
+  s.context_end = j.value("context_end", int64_t{-1});
+  if (s.context_end > static_cast<int64_t>(s.input.size())) fail(where, "context_end lies beyond the input");
   return s;
 }
 
@@ -356,7 +370,7 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
         type_shown = type_v.substr(0, type_v.size() - 1);
       }
       const std::map<std::string, std::string> f = {{"type_needle_v", type_shown}, {"context", context}, {"query", query}};
-      return {format(tmpl, f), format(prefix, f), answers};
+      return fill(tmpl, prefix, f, answers);
     };
   } else if (t.kind == "variable_tracking") {
     const int64_t chains = t.int_arg("num_chains"), hops = t.int_arg("num_hops");
@@ -389,7 +403,7 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
       const std::string context = replace_all(py::join(sentences, "\n"), ". \n", ".\n");
       const std::string value = py::strip(lines[0][0].substr(lines[0][0].rfind('=') + 1));
       const std::map<std::string, std::string> f = {{"context", context}, {"query", value}, {"num_v", std::to_string(n_hops + 1)}};
-      return {format(t.template_text, f), format(t.answer_prefix, f), vars[0]};
+      return fill(t.template_text, t.answer_prefix, f, vars[0]);
     };
     // The in-context example: 3-letter names, sized to at most 500 tokens (RULER's setting).
     std::string icl;
@@ -451,7 +465,7 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
       }
       rng.shuffle(text);
       const std::map<std::string, std::string> f = {{"context", py::join(text, " ")}, {"query", ""}};
-      return {format(t.template_text, f), format(t.answer_prefix, f), {vocab[1], vocab[2], vocab[3]}};
+      return fill(t.template_text, t.answer_prefix, f, {vocab[1], vocab[2], vocab[3]});
     };
   } else if (t.kind == "qa") {
     const auto& [qas, docs] = d.qa(t.arg("dataset"));
@@ -478,7 +492,7 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
       std::vector<std::string> parts;
       for (size_t i = 0; i < chosen.size(); ++i) parts.push_back("Document " + std::to_string(i + 1) + ":\n" + docs[chosen[i]]);
       const std::map<std::string, std::string> f = {{"context", py::join(parts, "\n\n")}, {"query", q.query}};
-      return {format(t.template_text, f), format(t.answer_prefix, f), q.outputs};
+      return fill(t.template_text, t.answer_prefix, f, q.outputs);
     };
   } else {
     throw Error("RULER task '" + name + "': unknown task kind '" + t.kind + "'");
@@ -514,6 +528,7 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
         s.task = name;
         s.index = index;
         s.input = m.input;
+        s.context_end = m.question_chars >= 0 ? static_cast<int64_t>(m.input.size()) - m.question_chars : -1;
         s.answer_prefix = m.prefix;
         s.outputs = m.outputs;
         s.length = length;

@@ -34,6 +34,7 @@ struct RulerSample {
   int64_t length = 0;         // prompt tokens + tokens_to_generate, as RULER records it
   int64_t max_length = 0;     // the target
   int64_t tokens_to_generate = 0;
+  int64_t context_end = -1;   // bytes of input up to the end of the context (the question follows); -1 unknown
   nlohmann::json to_json() const;  // RULER format: index, input, answer_prefix, outputs, length, ...
   static RulerSample from_json(const nlohmann::json& j, const std::string& where);
 };

@@ -49,13 +49,36 @@ torch::Tensor attend_blocks(const torch::Tensor& q, const QueryPositions& qpos,
   blocks([&](const KVBlock& block) {
     if (block.k.size(2) == 0 || block_fully_outside_window(qpos, block, opt)) return;
     if (!qg.defined()) {
-      hkv = block.k.size(1);
+      hkv = block.head >= 0 ? block.kv_heads : block.k.size(1);
       g = hq / hkv;
       // q heads h = kv*G + j (HF repeat_kv order), so a view groups each KV head's queries.
       qg = q.contiguous().view({b, hkv, g * tq, d});
       qg_scaled = qg * opt.scale;
     }
     torch::Tensor allowed = block_mask(qpos, block, opt);
+    if (block.head >= 0) {  // one KV head's tokens: update that head's slice of the accumulators
+      if (!out.defined()) {
+        out = torch::zeros({b, hkv, g * tq, d}, q.options().dtype(torch::kFloat32));
+        row_max = torch::full({b, hkv, g * tq, 1}, -std::numeric_limits<float>::infinity(), out.options());
+        row_sum = torch::zeros({b, hkv, g * tq, 1}, out.options());
+      }
+      auto qh = qg_scaled.narrow(1, block.head, 1);  // [B, 1, G*Tq, D]
+      auto scores = torch::matmul(qh, block.k.to(q.scalar_type()).transpose(-1, -2)).to(torch::kFloat32);
+      if (block.bias.defined()) scores.add_(block.bias.to(torch::kFloat32));
+      if (allowed.defined())
+        scores.view({b, 1, g, tq, scores.size(-1)}).masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+      auto om = row_max.narrow(1, block.head, 1), os = row_sum.narrow(1, block.head, 1), oo = out.narrow(1, block.head, 1);
+      auto new_max = torch::maximum(om, std::get<0>(scores.max(-1, true)));
+      auto shift = torch::where(torch::isinf(new_max), torch::zeros_like(new_max), new_max);
+      auto p = torch::exp(scores - shift);
+      auto pv = torch::matmul(p.to(q.scalar_type()), block.v.to(q.scalar_type())).to(torch::kFloat32);
+      auto old_shift = torch::where(torch::isinf(om), torch::zeros_like(om), om);
+      auto correction = torch::where(torch::isinf(om), torch::zeros_like(om), torch::exp(old_shift - shift));
+      oo.copy_(oo * correction + pv);
+      os.copy_(os * correction + p.sum(-1, true));
+      om.copy_(new_max);
+      return;
+    }
 #if TORCH_VERSION_MAJOR >= 2
     if (block.is_only && !block.bias.defined() && !block.v_latent.defined()) {
       c10::optional<at::Tensor> mask;

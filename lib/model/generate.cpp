@@ -64,12 +64,19 @@ int64_t Sampler::next(const torch::Tensor& logits_in) {
 
 GenerateResult generate(LlamaModel& model, KVCache& cache, const std::vector<int64_t>& prompt,
                         const GenerateOptions& options) {
-  GenerateResult result;
-  Sampler sampler(options.sampling);
   torch::NoGradGuard no_grad;
   auto t0 = std::chrono::steady_clock::now();
   torch::Tensor logits = prefill(model, cache, prompt, options.prefill_chunk);
-  result.prefill_seconds = seconds_since(t0);
+  const double prefill_seconds = seconds_since(t0);
+  GenerateResult result = generate_from(model, cache, logits, options);
+  result.prefill_seconds = prefill_seconds;
+  return result;
+}
+
+GenerateResult generate_from(LlamaModel& model, KVCache& cache, torch::Tensor logits, const GenerateOptions& options) {
+  GenerateResult result;
+  Sampler sampler(options.sampling);
+  torch::NoGradGuard no_grad;
   result.stop_reason = "max_new_tokens";
   auto t1 = std::chrono::steady_clock::now();
   auto step = torch::empty({1, 1}, torch::kInt64);

@@ -52,4 +52,8 @@ class Sampler {
 GenerateResult generate(LlamaModel& model, KVCache& cache, const std::vector<int64_t>& prompt,
                         const GenerateOptions& options);
 
+// Decodes after a prompt already in `cache` (e.g. prefilled and compressed by a method that
+// scores the prompt first); logits: float32 [V] of the prompt's last position.
+GenerateResult generate_from(LlamaModel& model, KVCache& cache, torch::Tensor logits, const GenerateOptions& options);
+
 }  // namespace echokv

@@ -106,10 +106,61 @@ TEST(EvalRunner, RunsEveryBenchmarkForEveryMethodAndResumes) {
 TEST(EvalRunner, ConfigErrorsNameTheProblem) {
   TempDir tmp;
   std::ofstream(tmp.file("a.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x, cache: zip}]\nfidelity: {path: p}\n";
-  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("a.yaml")); }).find("cache must be full, echo, low_rank or streaming"), std::string::npos);
+  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("a.yaml")); }).find("cache must be full, echo, low_rank, streaming, kvzip, snapkv or think"), std::string::npos);
   std::ofstream(tmp.file("b.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x}]\nrulr: {}\n";
   const auto e = error_of([&] { EvalConfig::load(tmp.file("b.yaml")); });
   EXPECT_NE(e.find("rulr"), std::string::npos) << e;
   std::ofstream(tmp.file("c.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x}]\n";
   EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("c.yaml")); }).find("no benchmark"), std::string::npos);
+}
+
+TEST(EvalRunner, PromptScoringMethodsRunInTheHarness) {
+  TempDir tmp;
+  const std::string model = make_model(tmp);
+  std::ofstream(tmp.file("text.jsonl")) << R"({"source": "t", "text": ")" << std::string(3000, 'a') << R"( The end."})" "\n";
+  std::ofstream(tmp.file("calib.txt")) << "The quick brown fox jumps over the lazy dog. It was a sunny day in the park.\n";
+  const std::string out = tmp.file("run");
+  std::ofstream(tmp.file("eval.yaml")) << "model: " << model << "\nout_dir: " << out << "\nchat_format: plain\nthreads: 1\n"
+      << "methods:\n  - {name: full, cache: full}\n"
+      << "  - {name: kvzip-1, cache: kvzip, ratio: 1.0}\n"
+      << "  - {name: kvzip-0.3, cache: kvzip, ratio: 0.3, score_chunk: 100}\n"
+      << "  - {name: kvzip-head, cache: kvzip, level: head, ratio: 0.5, calibration: [" << tmp.file("calib.txt") << "]}\n"
+      << "  - {name: snapkv-1, cache: snapkv, ratio: 1.0, obs_window: 8}\n"
+      << "  - {name: snapkv-0.5, cache: snapkv, ratio: 0.5, obs_window: 8}\n"
+      << "  - {name: think-0.75, cache: think, ratio: 0.75, obs_window: 8}\n"
+      << "niah: {haystack: " << require_fixture("data/ruler/PaulGrahamEssays.json")
+      << ", lengths: [300], depths: [50], tokens_to_generate: 8}\n"
+      << "fidelity: {source: jsonl, path: " << tmp.file("text.jsonl") << ", sequences: 2, seq_len: 96, chunk: 16, context_tokens: 64}\n";
+  auto run = run_binary("echokv-eval", "--config " + tmp.file("eval.yaml"));
+  ASSERT_EQ(run.status, 0) << run.out;
+  const auto metrics = nlohmann::json::parse(read_text_file(out + "/metrics.json"));
+  const auto& m = metrics["methods"];
+  EXPECT_EQ(m["full"]["fidelity"]["tokens"].get<int64_t>(), 2 * 32);  // the tokens after the context
+  // Keeping everything reproduces the full cache.
+  EXPECT_NEAR(m["kvzip-1"]["fidelity"]["kl"].get<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(m["snapkv-1"]["fidelity"]["kl"].get<double>(), 0.0, 1e-6);
+  EXPECT_DOUBLE_EQ(m["kvzip-1"]["fidelity"]["top1"].get<double>(), 1.0);
+  for (const std::string name : {"kvzip-0.3", "kvzip-head", "snapkv-0.5", "think-0.75"}) {
+    EXPECT_LT(m[name]["bytes_ratio"].get<double>(), 1.0) << name;
+    EXPECT_GT(m[name]["fidelity"]["kl"].get<double>(), 0.0) << name;
+  }
+  // KVzip's scoring pass is timed; NIAH prompts carry their context split.
+  const auto recs = read_jsonl(out + "/predictions/kvzip-0.3/niah.jsonl");
+  ASSERT_EQ(recs.size(), 1u);
+  EXPECT_GT(recs[0]["scoring_seconds"].get<double>(), 0.0);
+  EXPECT_LT(recs[0]["bytes_ratio"].get<double>(), 0.5);
+  EXPECT_TRUE(std::filesystem::exists(out + "/predictions/kvzip-head/head_scores.json"));
+}
+
+TEST(EvalRunner, PromptScoringMethodConfigErrors) {
+  TempDir tmp;
+  auto err = [&](const std::string& method, const std::string& extra = "") {
+    std::ofstream(tmp.file("m.yaml")) << "model: m\nout_dir: o\nmethods: [" << method << "]\nfidelity: {path: p" << extra << "}\n";
+    return error_of([&] { EvalConfig::load(tmp.file("m.yaml")); });
+  };
+  EXPECT_NE(err("{name: x, cache: kvzip, level: head}", ", context_tokens: 8").find("calibration"), std::string::npos);
+  EXPECT_NE(err("{name: x, cache: kvzip, level: token}", ", context_tokens: 8").find("pair, uniform or head"), std::string::npos);
+  EXPECT_NE(err("{name: x, cache: think, ratio: 0.4}", ", context_tokens: 8").find("[0.5, 1]"), std::string::npos);
+  EXPECT_NE(err("{name: x, cache: snapkv, kernel: 4}", ", context_tokens: 8").find("odd kernel"), std::string::npos);
+  EXPECT_NE(err("{name: x, cache: snapkv}").find("context_tokens"), std::string::npos);
 }

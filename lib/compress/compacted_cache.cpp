@@ -1,0 +1,120 @@
+#include "compress/compacted_cache.h"
+
+#include "core/error.h"
+
+namespace echokv {
+
+CompactedCache::CompactedCache(const FullCache& full, std::shared_ptr<const Rope> rope, int64_t range_begin,
+                               const std::vector<torch::Tensor>& keep, int64_t headroom)
+    : rope_(std::move(rope)), committed_(full.next_position()) {
+  const int layers = static_cast<int>(keep.size());
+  if (layers == 0) throw Error("CompactedCache: no keep masks");
+  if (headroom < 1) headroom = 1;
+  heads_.resize(static_cast<size_t>(layers));
+  for (int l = 0; l < layers; ++l) {
+    auto k = full.keys(l), v = full.values(l);  // [B, Hkv, T, D]
+    const int64_t T = k.size(2);
+    batch_ = k.size(0);
+    kv_heads_ = k.size(1);
+    head_dim_ = k.size(3);
+    element_size_ = static_cast<int64_t>(k.element_size());
+    const auto& m = keep[static_cast<size_t>(l)];
+    if (m.dim() != 2 || m.size(0) != kv_heads_ || range_begin < 0 || range_begin + m.size(1) > T)
+      throw Error("CompactedCache: keep mask of layer " + std::to_string(l) + " does not fit the cache");
+    auto all = torch::ones({kv_heads_, T}, torch::kBool);
+    all.narrow(1, range_begin, m.size(1)).copy_(m.to(torch::kCPU, torch::kBool));
+    auto positions = torch::arange(T, torch::kInt64);
+    for (int64_t h = 0; h < kv_heads_; ++h) {
+      auto idx = all[h].nonzero().view({-1});  // kept token positions, ascending
+      const int64_t n = idx.size(0);
+      Head hd;
+      hd.len = n;
+      const int64_t cap = n + headroom;
+      hd.k = torch::empty({batch_, cap, head_dim_}, k.options());
+      hd.v = torch::empty({batch_, cap, head_dim_}, v.options());
+      hd.positions = torch::empty({cap}, torch::TensorOptions().dtype(torch::kInt64).device(k.device()));
+      auto dev_idx = idx.to(k.device());
+      hd.k.narrow(1, 0, n).copy_(k.select(1, h).index_select(1, dev_idx));
+      hd.v.narrow(1, 0, n).copy_(v.select(1, h).index_select(1, dev_idx));
+      hd.positions.narrow(0, 0, n).copy_(positions.index_select(0, idx));
+      if (n > 0) {
+        hd.min_position = idx[0].item<int64_t>();
+        hd.max_position = idx[n - 1].item<int64_t>();
+      }
+      heads_[static_cast<size_t>(l)].push_back(std::move(hd));
+    }
+  }
+}
+
+void CompactedCache::reserve(Head& h, int64_t needed) {
+  const int64_t cap = h.k.size(1);
+  if (needed <= cap) return;
+  const int64_t new_cap = std::max(needed, cap * 2);
+  auto grow = [&](const torch::Tensor& t, int dim) {
+    auto sizes = t.sizes().vec();
+    sizes[static_cast<size_t>(dim)] = new_cap;
+    auto bigger = torch::empty(sizes, t.options());
+    bigger.narrow(dim, 0, h.len).copy_(t.narrow(dim, 0, h.len));
+    return bigger;
+  };
+  h.k = grow(h.k, 1);
+  h.v = grow(h.v, 1);
+  h.positions = grow(h.positions, 0);
+}
+
+void CompactedCache::append(int layer, const torch::Tensor& k_pre_rope, const torch::Tensor& v,
+                            const torch::Tensor& positions) {
+  // k_pre_rope, v: [B, Hkv, T, D]; positions: [T]
+  const int64_t T = k_pre_rope.size(2);
+  auto k = rope_->apply(k_pre_rope, positions);
+  auto pos = positions.to(torch::kCPU, torch::kInt64);
+  const int64_t first = pos[0].item<int64_t>(), last = pos[T - 1].item<int64_t>();
+  for (int64_t h = 0; h < kv_heads_; ++h) {
+    Head& hd = heads_[static_cast<size_t>(layer)][static_cast<size_t>(h)];
+    reserve(hd, hd.len + T);
+    hd.k.narrow(1, hd.len, T).copy_(k.select(1, h));
+    hd.v.narrow(1, hd.len, T).copy_(v.select(1, h));
+    hd.positions.narrow(0, hd.len, T).copy_(positions);
+    if (hd.len == 0) hd.min_position = first;
+    hd.max_position = last;
+    hd.len += T;
+  }
+}
+
+void CompactedCache::for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) {
+  for (int64_t h = 0; h < kv_heads_; ++h) {
+    const Head& hd = heads_[static_cast<size_t>(layer)][static_cast<size_t>(h)];
+    if (hd.len == 0) continue;
+    KVBlock b;
+    b.k = hd.k.narrow(1, 0, hd.len).unsqueeze(1);  // [B, 1, n, D]
+    b.v = hd.v.narrow(1, 0, hd.len).unsqueeze(1);
+    b.positions = hd.positions.narrow(0, 0, hd.len);
+    b.min_position = hd.min_position;
+    b.max_position = hd.max_position;
+    b.head = h;
+    b.kv_heads = kv_heads_;
+    visit(b);
+  }
+}
+
+int64_t CompactedCache::bytes() const {
+  int64_t pairs = 0;
+  for (const auto& layer : heads_)
+    for (const auto& h : layer) pairs += h.len;
+  return pairs * batch_ * head_dim_ * 2 * element_size_;
+}
+
+int64_t CompactedCache::full_bytes() const {
+  return committed_ * static_cast<int64_t>(heads_.size()) * kv_heads_ * batch_ * head_dim_ * 2 * element_size_;
+}
+
+void CompactedCache::reset() {
+  for (auto& layer : heads_)
+    for (auto& h : layer) {
+      h.len = 0;
+      h.max_position = -1;
+    }
+  committed_ = 0;
+}
+
+}  // namespace echokv

@@ -1,0 +1,50 @@
+// Physically compacted per-head KV cache (KVzip's storage, SnapKV's too): each (layer, KV
+// head) keeps its own variable-length list of tokens, keys with RoPE at their original
+// positions. Built once from a prefilled FullCache and a keep-mask over a token range; every
+// token outside that range (the prefix before it, the question and generated tokens after
+// it) is kept in every head. Each head owns buffers with headroom that grow by doubling, so a
+// decode step writes one token per head and never copies the cache. Attention visits one
+// block per KV head (KVBlock::head).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "cache/full_cache.h"
+
+namespace echokv {
+
+class CompactedCache : public KVCache {
+ public:
+  // full: prefilled; keep: per layer bool [Hkv, n] for tokens range_begin .. range_begin + n - 1
+  // (all n <= full.next_position() - range_begin). headroom: free slots per head for later tokens.
+  CompactedCache(const FullCache& full, std::shared_ptr<const Rope> rope, int64_t range_begin,
+                 const std::vector<torch::Tensor>& keep, int64_t headroom = 256);
+
+  int64_t next_position() const override { return committed_; }
+  void append(int layer, const torch::Tensor& k_pre_rope, const torch::Tensor& v,
+              const torch::Tensor& positions) override;
+  void for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) override;
+  void advance(int64_t tokens) override { committed_ += tokens; }
+  int64_t bytes() const override;
+  int64_t full_bytes() const override;
+  void reset() override;
+
+  // Tokens held by (layer, KV head).
+  int64_t head_length(int layer, int64_t head) const { return heads_[layer][head].len; }
+
+ private:
+  struct Head {
+    torch::Tensor k, v;        // [B, cap, D]
+    torch::Tensor positions;   // [cap] int64
+    int64_t len = 0;
+    int64_t min_position = 0, max_position = -1;
+  };
+  void reserve(Head& h, int64_t needed);
+
+  std::shared_ptr<const Rope> rope_;
+  int64_t batch_ = 1, kv_heads_ = 0, head_dim_ = 0, element_size_ = 0;
+  std::vector<std::vector<Head>> heads_;  // [layer][kv head]
+  int64_t committed_ = 0;
+};
+
+}  // namespace echokv

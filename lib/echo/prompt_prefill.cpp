@@ -1,0 +1,116 @@
+#include "echo/prompt_prefill.h"
+
+#include <chrono>
+
+#include "cache/cache_factory.h"
+#include "compress/compacted_cache.h"
+#include "compress/observation_window.h"
+#include "core/error.h"
+#include "model/generate.h"
+
+namespace echokv {
+namespace {
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::vector<int64_t> slice(const std::vector<int64_t>& ids, int64_t a, int64_t b) {
+  return {ids.begin() + a, ids.begin() + b};
+}
+
+PreparedPrompt prefill_kvzip(LlamaModel& model, const CacheSelection& sel, const std::vector<int64_t>& ids,
+                             const PromptSpan& span, int64_t capacity, int64_t chunk) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (span.context_end < 0)
+    throw Error("KVzip needs the prompt's context/question split (this benchmark's samples carry none)");
+  if (span.context_begin < 0 || span.context_begin > span.context_end || span.context_end > n)
+    throw Error("KVzip: context span outside the prompt");
+  const auto& o = sel.kvzip;
+  PreparedPrompt out;
+  auto full = make_full_cache(model, std::max(capacity, n + 1));
+  const std::vector<int64_t> context = slice(ids, span.context_begin, span.context_end);
+  double t0 = now_seconds();
+  torch::Tensor logits;
+  if (span.context_end > 0) logits = prefill(model, *full, slice(ids, 0, span.context_end), chunk);
+  out.prefill_seconds = now_seconds() - t0;
+  std::vector<torch::Tensor> keep;
+  t0 = now_seconds();
+  if (o.level == "head") {
+    if (sel.kvzip_head_scores.empty()) throw Error("KVzip head level needs calibration head scores");
+    keep = kvzip_keep_heads(sel.kvzip_head_scores, o.ratio, static_cast<int64_t>(context.size()));
+  } else {
+    if (!sel.kvzip_prompts) throw Error("KVzip needs the model's tokenizer for its repeat prompts");
+    KvzipPrompts prompts = *sel.kvzip_prompts;
+    prompts.chunk_tokens = o.chunk_tokens;
+    const auto scores = kvzip_scores(model, *full, span.context_begin, context, prompts);
+    keep = kvzip_keep_pairs(scores, o.ratio, o.level == "uniform");
+  }
+  out.scoring_seconds = now_seconds() - t0;
+  if (o.storage == "retain") {
+    auto masked = std::make_unique<MaskedFullCache>(std::move(full));
+    masked->set_keep(span.context_begin, std::move(keep));
+    out.cache = std::move(masked);
+  } else {
+    out.cache = std::make_unique<CompactedCache>(*full, model.rope(), span.context_begin, keep, o.headroom);
+  }
+  t0 = now_seconds();
+  if (span.context_end < n) logits = prefill(model, *out.cache, slice(ids, span.context_end, n), chunk);
+  out.prefill_seconds += now_seconds() - t0;
+  out.logits = logits;
+  return out;
+}
+
+}  // namespace
+
+PreparedPrompt prefill_prompt(LlamaModel& model, const CacheSelection& sel, const std::vector<int64_t>& ids,
+                              const PromptSpan& span, int64_t capacity, int64_t chunk) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (n == 0) throw Error("prefill_prompt: empty prompt");
+  capacity = std::max(capacity, n);
+  if (sel.kind == "kvzip") return prefill_kvzip(model, sel, ids, span, capacity, chunk);
+  PreparedPrompt out;
+  const double t0 = now_seconds();
+  if (sel.kind == "snapkv" || sel.kind == "think") {
+    auto full = make_full_cache(model, capacity);
+    const int64_t window = sel.kind == "snapkv" ? sel.snapkv.window : sel.think.window;
+    auto wq = prefill_with_window_queries(model, *full, ids, window, chunk);
+    out.prefill_seconds = now_seconds() - t0;
+    const double t1 = now_seconds();
+    if (sel.kind == "snapkv") {
+      const auto keep = snapkv_keep(*full, wq.q, model.attention_options().scale, sel.snapkv);
+      out.cache = std::make_unique<CompactedCache>(*full, model.rope(), 0, keep);
+    } else {
+      auto channels = think_channels(*full, wq.q, sel.think);
+      out.cache = std::make_unique<PrunedKeyCache>(std::move(full), n - wq.window, std::move(channels));
+    }
+    out.scoring_seconds = now_seconds() - t1;
+    out.logits = wq.logits;
+    return out;
+  }
+  out.cache = make_cache(model, sel, capacity, 1, n);
+  out.logits = prefill(model, *out.cache, ids, chunk);
+  out.prefill_seconds = now_seconds() - t0;
+  return out;
+}
+
+std::vector<torch::Tensor> kvzip_calibrate_heads(LlamaModel& model, const KvzipPrompts& prompts,
+                                                 const std::vector<int64_t>& prefix,
+                                                 const std::vector<std::vector<int64_t>>& contexts, int64_t chunk) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> merged;
+  for (const auto& context : contexts) {
+    if (context.empty()) continue;
+    std::vector<int64_t> ids = prefix;
+    ids.insert(ids.end(), context.begin(), context.end());
+    auto full = make_full_cache(model, static_cast<int64_t>(ids.size()) + 1);
+    prefill(model, *full, ids, chunk);
+    kvzip_merge_head_scores(merged, kvzip_head_scores(kvzip_scores(model, *full, static_cast<int64_t>(prefix.size()),
+                                                                   context, prompts)));
+  }
+  if (merged.empty()) throw Error("KVzip head calibration: no calibration context");
+  return merged;
+}
+
+}  // namespace echokv

@@ -1,0 +1,38 @@
+#include "eval/prompt_split.h"
+
+#include <algorithm>
+
+namespace echokv {
+namespace {
+
+size_t common_prefix(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  return i;
+}
+
+}  // namespace
+
+PromptSpan find_context_span(const PromptRenderer& render, const std::string& text, int64_t context_end_chars,
+                             const std::vector<int64_t>& full) {
+  PromptSpan span;
+  const auto empty = render("");
+  const size_t header = std::min(common_prefix(empty, render(text)), common_prefix(empty, full));
+  const size_t footer = empty.size() - std::min(header, empty.size());
+  span.context_begin = static_cast<int64_t>(header);
+  if (context_end_chars < 0 || context_end_chars > static_cast<int64_t>(text.size())) return span;
+  const auto upto = render(text.substr(0, static_cast<size_t>(context_end_chars)));
+  const size_t shared = common_prefix(full, upto);
+  const size_t body_end = upto.size() >= footer ? upto.size() - footer : 0;
+  span.context_end = static_cast<int64_t>(std::max(header, std::min(shared, body_end)));
+  return span;
+}
+
+std::vector<int64_t> chat_postfix_ids(const Tokenizer& tokenizer, const ChatOptions& chat) {
+  const auto empty = render_chat(tokenizer, {{"user", ""}}, chat);
+  const auto some = render_chat(tokenizer, {{"user", "x"}}, chat);
+  const size_t header = common_prefix(empty, some);
+  return {empty.begin() + static_cast<std::ptrdiff_t>(header), empty.end()};
+}
+
+}  // namespace echokv

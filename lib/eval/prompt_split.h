@@ -1,0 +1,28 @@
+// Where the context lies in a tokenized prompt. KVzip scores and evicts only the context:
+// the prefix before it (BOS, chat header) and the question after it are always kept. The
+// prompt is tokenized whole (every method sees the same ids); the context's token range is
+// what that tokenization shares with the rendering of the text up to the end of the context,
+// minus the template's closing tokens. A token merged across the boundary counts as question.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "echo/prompt_prefill.h"
+#include "tokenizer/chat_template.h"
+
+namespace echokv {
+
+// render(text) -> ids of the prompt whose user text is `text` (chat template or plain encode).
+using PromptRenderer = std::function<std::vector<int64_t>(const std::string& text)>;
+
+// full: render(text) possibly followed by more tokens (answer prefix); context_end_chars: bytes
+// of text up to the end of the context (< 0: unknown -> span with context_end -1).
+PromptSpan find_context_span(const PromptRenderer& render, const std::string& text, int64_t context_end_chars,
+                             const std::vector<int64_t>& full);
+
+// Tokens the chat template puts after the user message (KVzip's postfix before the repeat).
+std::vector<int64_t> chat_postfix_ids(const Tokenizer& tokenizer, const ChatOptions& chat);
+
+}  // namespace echokv

@@ -1,0 +1,71 @@
+// The context span of a chat-rendered prompt (what KVzip may evict): the prompt keeps its
+// one-piece tokenization; the span covers exactly the context's tokens, the header before it
+// and the question, template closing and answer prefix after it stay outside.
+#include <gtest/gtest.h>
+
+#include "eval/prompt_split.h"
+#include "eval/py_text.h"
+#include "test_support.h"
+
+using namespace echokv;
+using namespace echokv::testing;
+
+namespace {
+
+void check_split(const std::string& tokenizer_path, ChatFormat format, const std::vector<int64_t>& expected_postfix) {
+  auto tok = load_tokenizer(require_fixture(tokenizer_path));
+  ChatOptions chat;
+  chat.format = format;
+  const std::string context = "The grass is green. The special magic number for cats is 4432.";
+  const std::string input = context + "\nWhat is the special magic number for cats?";
+  auto ids = render_chat(*tok, {{"user", input}}, chat);
+  const auto prefix = tok->encode(" Answer:", false);
+  ids.insert(ids.end(), prefix.begin(), prefix.end());
+  const PromptRenderer render = [&](const std::string& t) { return render_chat(*tok, {{"user", t}}, chat); };
+  const auto span = find_context_span(render, input, static_cast<int64_t>(context.size()), ids);
+  ASSERT_GT(span.context_begin, 0);
+  ASSERT_GT(span.context_end, span.context_begin);
+  ASSERT_LT(span.context_end, static_cast<int64_t>(ids.size()));
+  const std::vector<int64_t> head(ids.begin(), ids.begin() + span.context_begin),
+      body(ids.begin() + span.context_begin, ids.begin() + span.context_end), rest(ids.begin() + span.context_end, ids.end());
+  // The context's tokens; a token merged across the boundary (Llama 3's ".\n") goes to the question.
+  const std::string got = py::strip(tok->decode(body));
+  ASSERT_GE(got.size(), context.size() - 1);
+  EXPECT_EQ(context.substr(0, got.size()), got);
+  const std::string after = tok->decode(rest);
+  EXPECT_EQ(py::strip(after).rfind(py::strip(context.substr(got.size()) + "\nWhat is the special magic number for cats?"), 0), 0u)
+      << after;
+  EXPECT_NE(after.find("Answer:"), std::string::npos);
+  EXPECT_EQ(tok->decode(head).find("grass"), std::string::npos);  // the header holds no content
+  EXPECT_EQ(chat_postfix_ids(*tok, chat), expected_postfix);
+  // Unknown split: the span starts after the header and has no end.
+  const auto none = find_context_span(render, input, -1, ids);
+  EXPECT_EQ(none.context_begin, span.context_begin);
+  EXPECT_EQ(none.context_end, -1);
+}
+
+}  // namespace
+
+TEST(PromptSplit, Llama3ChatPrompt) {
+  // <|eot_id|> <|start_header_id|> assistant <|end_header_id|> "\n\n"
+  check_split("fixtures/tokenizers/llama3/tokenizer.model", ChatFormat::kLlama3, {128009, 128006, 78191, 128007, 271});
+}
+
+TEST(PromptSplit, MistralChatPrompt) {
+  auto tok = load_tokenizer(require_fixture("fixtures/tokenizers/mistral-v3/tokenizer.model"));
+  const auto inst_end = tok->piece_to_id("[/INST]");
+  ASSERT_TRUE(inst_end.has_value());
+  check_split("fixtures/tokenizers/mistral-v3/tokenizer.model", ChatFormat::kMistral, std::vector<int64_t>{*inst_end});
+}
+
+TEST(PromptSplit, PlainPromptHasOnlyBosBeforeTheContext) {
+  auto tok = load_tokenizer(require_fixture("fixtures/tokenizers/llama2/tokenizer.model"));
+  ChatOptions chat;  // plain
+  const std::string input = "Alpha beta gamma delta.\n\nQuestion: which letter?";
+  const auto ids = render_chat(*tok, {{"user", input}}, chat);
+  const PromptRenderer render = [&](const std::string& t) { return render_chat(*tok, {{"user", t}}, chat); };
+  const auto span = find_context_span(render, input, 23, ids);
+  EXPECT_EQ(span.context_begin, 1);  // BOS
+  EXPECT_EQ(py::strip(tok->decode({ids.begin() + 1, ids.begin() + span.context_end})), "Alpha beta gamma delta.");
+  EXPECT_TRUE(chat_postfix_ids(*tok, chat).empty());
+}
