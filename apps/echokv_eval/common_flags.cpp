@@ -25,7 +25,7 @@ void add_cache_flags(CLI::App* cmd, CacheFlags& f) {
 }
 
 void require_online_cache(const CacheFlags& f) {
-  if (f.kind == "kvzip" || f.kind == "snapkv" || f.kind == "think")
+  if (f.kind == "kvzip" || f.kind == "snapkv" || f.kind == "think" || f.kind == "hybrid" || f.kind == "echo_kvzip")
     throw Error("--cache " + f.kind + " scores a prompt's context before compressing it; run it from an eval config " +
                 "(echokv-eval --config FILE with a method 'cache: " + f.kind + "')");
 }

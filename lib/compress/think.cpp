@@ -37,6 +37,30 @@ std::vector<torch::Tensor> think_channels(const FullCache& cache, const std::vec
   return out;
 }
 
+std::vector<torch::Tensor> think_pair_channels(const std::vector<torch::Tensor>& key_features,
+                                               const std::vector<torch::Tensor>& window_q, double prune) {
+  if (!(prune >= 0 && prune <= 1)) throw Error("ThinK: prune must be in [0, 1]");
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> out;
+  for (size_t l = 0; l < window_q.size(); ++l) {
+    auto q = window_q[l][0].to(torch::kFloat32);  // [Hq, w, D]
+    const int64_t d = q.size(2), half = d / 2;
+    auto kf = key_features[l][0].to(torch::kFloat32);  // [n, Hkv * D]
+    const int64_t hkv = kf.size(1) / d, g = q.size(0) / hkv;
+    auto k = kf.view({kf.size(0), hkv, d}).transpose(0, 1);  // [Hkv, n, D]
+    auto pair_sq = [half](const torch::Tensor& x) {          // [H, rows, D] -> [H, D/2] squared pair norms
+      auto sq = x.pow(2).sum(1);
+      return sq.narrow(1, 0, half) + sq.narrow(1, half, half);
+    };
+    auto score = (pair_sq(q.reshape({hkv, g * q.size(1), d})).sqrt() * pair_sq(k).sqrt()).cpu();  // [Hkv, D/2]
+    const int64_t kept = half - static_cast<int64_t>(std::floor(prune * static_cast<double>(half)));
+    auto pairs = torch::zeros({hkv, half}, torch::kBool);
+    if (kept > 0) pairs.scatter_(1, std::get<1>(score.topk(kept, 1)), true);
+    out.push_back(torch::cat({pairs, pairs}, 1));
+  }
+  return out;
+}
+
 PrunedKeyCache::PrunedKeyCache(std::unique_ptr<FullCache> base, int64_t pruned_end, std::vector<torch::Tensor> channels)
     : base_(std::move(base)), pruned_end_(pruned_end) {
   if (pruned_end < 0 || pruned_end > base_->next_position()) throw Error("ThinK: pruned range outside the cache");

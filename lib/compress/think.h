@@ -30,6 +30,13 @@ double think_prune_for_ratio(double ratio, int64_t head_dim);
 std::vector<torch::Tensor> think_channels(const FullCache& cache, const std::vector<torch::Tensor>& window_q,
                                           const ThinKOptions& options);
 
+// ThinK on RoPE pairs, for caches that store keys before RoPE (EchoKV-Hybrid): channels i and
+// i + D/2 rotate together, so a pair's norms are the same before and after RoPE. Pairs are
+// ranked by ||Q_pair||_F * ||K_pair||_F and the top D/2 - floor(prune * D / 2) kept (both
+// channels). key_features: per layer [B, n, Hkv * D] pre-RoPE keys. Returns per layer bool [Hkv, D].
+std::vector<torch::Tensor> think_pair_channels(const std::vector<torch::Tensor>& key_features,
+                                               const std::vector<torch::Tensor>& window_q, double prune);
+
 // A full cache whose keys of tokens [0, pruned_end) keep only the chosen channels (the others
 // are zeroed in place: q . k over the kept channels, as a compacted store computes it).
 class PrunedKeyCache : public KVCache {

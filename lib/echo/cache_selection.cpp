@@ -22,9 +22,15 @@ CacheSelection select_cache(const std::string& kind, const std::string& echo_dir
     if (kind == "low_rank") s.low_rank = LowRankBases::from_model(model, low_rank_options);
     return s;
   }
-  if (kind != "echo") throw Error("--cache must be full, echo, low_rank, streaming, kvzip, snapkv or think (got '" + kind + "')");
-  if (echo_dir.empty()) throw Error("--cache echo needs --echo DIR (a folder from echokv-train echo)");
+  if (!s.uses_echo())
+    throw Error("--cache must be full, echo, low_rank, streaming, kvzip, snapkv, think, hybrid or echo_kvzip (got '" + kind + "')");
+  if (echo_dir.empty()) throw Error("--cache " + kind + " needs --echo DIR (a folder from echokv-train echo)");
   auto r = std::make_shared<Reconstructor>(Reconstructor::load(echo_dir, model_dir));
+  if (kind == "hybrid")
+    for (int l = 0; l < model.config().num_hidden_layers; ++l)
+      if (r->compressed(l, KVKind::Key))
+        throw Error(echo_dir + ": hybrid needs reconstructors for a values-only plan (every key layer global); key layer " +
+                    std::to_string(l) + " is compressed");
   r->to(model.device(), model.dtype());
   s.echo = r;
   return s;
@@ -49,6 +55,12 @@ std::unique_ptr<KVCache> make_cache(const LlamaModel& model, const CacheSelectio
     return std::make_unique<LowRankCache>(model.config(), model.rope(), selection.low_rank, batch, o, model.device(),
                                           model.dtype());
   }
+  return make_echo_cache(model, selection, capacity, batch);
+}
+
+std::unique_ptr<EchoCache> make_echo_cache(const LlamaModel& model, const CacheSelection& selection, int64_t capacity,
+                                           int64_t batch) {
+  if (!selection.uses_echo() || !selection.echo) throw Error("cache '" + selection.kind + "' has no EchoKV reconstructors");
   EchoCacheOptions o = selection.echo_options;
   o.capacity = std::max<int64_t>(1, capacity);
   return std::make_unique<EchoCache>(model.config(), model.rope(), selection.echo, batch, o, model.device(),

@@ -18,7 +18,7 @@
 namespace echokv {
 
 struct CacheSelection {
-  std::string kind = "full";  // "full" | "echo" | "low_rank" | "streaming" | "kvzip" | "snapkv" | "think"
+  std::string kind = "full";  // full | echo | low_rank | streaming | kvzip | snapkv | think | hybrid | echo_kvzip
   std::shared_ptr<const Reconstructor> echo;         // kind == "echo"
   EchoCacheOptions echo_options;
   std::shared_ptr<const LowRankBases> low_rank;      // kind == "low_rank" (Palu-style)
@@ -31,8 +31,14 @@ struct CacheSelection {
   SnapKVOptions snapkv;                              // kind == "snapkv"
   ThinKOptions think;                                // kind == "think"
 
+  // kind == "hybrid" (EchoKV-Hybrid: ThinK on keys, values-only EchoKV) uses think.prune;
+  // kind == "echo_kvzip" (EchoKV on the tokens KVzip keeps) uses kvzip.ratio / chunk_tokens.
+
   // True for kinds whose cache is built after a scoring pass over the prompt.
-  bool needs_prompt_pass() const { return kind == "kvzip" || kind == "snapkv" || kind == "think"; }
+  bool needs_prompt_pass() const {
+    return kind == "kvzip" || kind == "snapkv" || kind == "think" || kind == "hybrid" || kind == "echo_kvzip";
+  }
+  bool uses_echo() const { return kind == "echo" || kind == "hybrid" || kind == "echo_kvzip"; }
 };
 
 // Validates the flags and loads the reconstructors onto the model's device and dtype.
@@ -46,6 +52,9 @@ CacheSelection select_cache(const std::string& kind, const std::string& echo_dir
 // ratio); -1 = capacity.
 std::unique_ptr<KVCache> make_cache(const LlamaModel& model, const CacheSelection& selection, int64_t capacity,
                                     int64_t batch = 1, int64_t prompt_tokens = -1);
+// The EchoCache of an echo / hybrid / echo_kvzip selection.
+std::unique_ptr<EchoCache> make_echo_cache(const LlamaModel& model, const CacheSelection& selection, int64_t capacity,
+                                           int64_t batch = 1);
 
 // "stored 12.5 MiB = 0.503 x full (3 layers global, ...)" for reports and stderr.
 std::string cache_report_line(const KVCache& cache);

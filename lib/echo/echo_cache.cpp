@@ -1,6 +1,8 @@
 #include "echo/echo_cache.h"
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "core/error.h"
 
@@ -175,6 +177,16 @@ void EchoCache::for_each_block(int layer, const std::function<void(const KVBlock
     } else {
       block.v = to_heads(features(layer, KVKind::Value, a, b), heads);
     }
+    if (!token_keep_.empty()) {  // echo x kvzip: evicted context tokens leave attention
+      const auto& keep = token_keep_[static_cast<size_t>(layer)];
+      const int64_t lo = std::max(a, keep_begin_), hi = std::min(b, keep_begin_ + keep.size(0));
+      if (lo < hi) {
+        auto bias = torch::zeros({b - a}, torch::kFloat32);
+        bias.narrow(0, lo - a, hi - lo).masked_fill_(keep.narrow(0, lo - keep_begin_, hi - lo).logical_not(),
+                                                    -std::numeric_limits<float>::infinity());
+        block.bias = bias.to(opts_.device()).view({1, 1, 1, b - a});
+      }
+    }
     block.is_only = ranges.size() == 1;
     visit(block);
   }
@@ -196,7 +208,70 @@ int64_t EchoCache::bytes() const {
     if (s.global) n += s.full_len * s.full.size(2);
     else n += (s.sink.size(1) + s.recent.size(1)) * s.sink.size(2) + s.kept_len * s.kept.size(2);
   }
+  n -= pruned_channels_ * std::min(pruned_upto_, committed_) + evicted_elements();
   return n * batch_ * elem;
+}
+
+void EchoCache::prune_key_channels(const std::vector<torch::Tensor>& keep, int64_t upto) {
+  if (static_cast<int64_t>(keep.size()) != config_.num_hidden_layers || upto < 0 || upto > committed_)
+    throw Error("EchoCache::prune_key_channels: one mask per layer and a range inside the cache");
+  const int64_t heads = config_.num_key_value_heads, D = config_.head_dim;
+  pruned_channels_ = 0;
+  for (int l = 0; l < config_.num_hidden_layers; ++l) {
+    Store& s = store(l, KVKind::Key);
+    if (!s.global) throw Error("EchoCache: key channel pruning needs every key layer global (a values-only plan)");
+    auto m = keep[static_cast<size_t>(l)].to(torch::kCPU, torch::kBool);
+    if (m.sizes() != torch::IntArrayRef({heads, D}) || !m.narrow(1, 0, D / 2).equal(m.narrow(1, D / 2, D / 2)))
+      throw Error("EchoCache: key channel mask must be [Hkv, D] and keep RoPE pairs together");
+    auto drop = m.logical_not().reshape({1, 1, heads * D}).to(opts_.device());
+    if (upto > 0) s.full.narrow(1, 0, upto).masked_fill_(drop, 0);
+    pruned_channels_ += drop.sum().item<int64_t>();
+  }
+  pruned_upto_ = upto;
+}
+
+torch::Tensor EchoCache::global_key_features(int layer) const {
+  const Store& s = store(layer, KVKind::Key);
+  if (!s.global) throw Error("EchoCache: key layer " + std::to_string(layer) + " is not global");
+  return s.full.narrow(1, 0, s.full_len);
+}
+
+void EchoCache::set_token_keep(int64_t begin, std::vector<torch::Tensor> keep) {
+  if (static_cast<int64_t>(keep.size()) != config_.num_hidden_layers) throw Error("EchoCache::set_token_keep: one mask per layer");
+  for (auto& k : keep) {
+    k = k.to(torch::kCPU, torch::kBool).reshape({-1});
+    if (begin < 0 || begin + k.size(0) > committed_) throw Error("EchoCache::set_token_keep: mask outside the cached tokens");
+  }
+  keep_begin_ = begin;
+  token_keep_ = std::move(keep);
+}
+
+int64_t EchoCache::evicted_elements() const {
+  if (token_keep_.empty()) return 0;
+  const int64_t n_ctx = token_keep_[0].size(0), F = config_.kv_dim();
+  int64_t out = 0;
+  for (int l = 0; l < config_.num_hidden_layers; ++l)
+    for (KVKind kind : {KVKind::Key, KVKind::Value}) {
+      const Store& s = store(l, kind);
+      auto needed = token_keep_[static_cast<size_t>(l)].clone();  // readers of this store keep the token
+      if (s.global)
+        for (int m = 0; m < config_.num_hidden_layers; ++m) {
+          const auto& src = reconstructor_->plan().at(m, kind);
+          if (m != l && reconstructor_->compressed(m, kind) && std::find(src.sources.begin(), src.sources.end(), l) != src.sources.end())
+            needed |= token_keep_[static_cast<size_t>(m)];
+        }
+      auto dropped = needed.logical_not();
+      if (s.global) {
+        out += dropped.sum().item<int64_t>() * F;
+        continue;
+      }
+      // Compressed store: sink and recent tokens hold F features, the middle the kept ones.
+      const int64_t n = layer_length_[l], sink = s.sink.size(1), recent_start = n - s.recent.size(1);
+      auto pos = torch::arange(keep_begin_, keep_begin_ + n_ctx, torch::kInt64);
+      auto whole = (pos < sink) | (pos >= recent_start);
+      out += (dropped & whole).sum().item<int64_t>() * F + (dropped & whole.logical_not()).sum().item<int64_t>() * s.kept.size(2);
+    }
+  return out;
 }
 
 int64_t EchoCache::full_bytes() const {
@@ -208,6 +283,8 @@ int64_t EchoCache::full_bytes() const {
 
 void EchoCache::reset() {
   committed_ = 0;
+  pruned_upto_ = pruned_channels_ = 0;
+  token_keep_.clear();
   std::fill(layer_length_.begin(), layer_length_.end(), 0);
   for (auto& s : stores_) {
     s.full_len = 0;

@@ -44,6 +44,19 @@ class EchoCache : public KVCache {
   int64_t full_bytes() const override;
   void reset() override;
 
+  // EchoKV-Hybrid: drops key channels of tokens [0, upto) in every key layer (all must be
+  // global, i.e. a values-only plan). keep: per layer bool [Hkv, D]; both members of each RoPE
+  // pair (i, i + D/2) must agree, so zeroing before RoPE equals zeroing after it.
+  void prune_key_channels(const std::vector<torch::Tensor>& keep, int64_t upto);
+  // Pre-RoPE key features [B, n, Hkv*D] of a global key layer.
+  torch::Tensor global_key_features(int layer) const;
+  // EchoKV x KVzip: keep: per layer bool [n] over tokens [begin, begin + n). Evicted tokens
+  // leave that layer's attention; bytes() drops a token's stored features from a store once
+  // no layer that reads them (the layer itself, and for a global store every layer rebuilt
+  // from it) keeps the token. The features stay in memory (retain mode); bytes() counts what
+  // a compacted store holds.
+  void set_token_keep(int64_t begin, std::vector<torch::Tensor> keep);
+
   // Wall time spent rebuilding dropped features so far (for benchmarks: where time goes).
   double rebuild_seconds() const { return rebuild_seconds_; }
 
@@ -83,6 +96,10 @@ class EchoCache : public KVCache {
   std::vector<int64_t> layer_length_;
   int64_t committed_ = 0;
   mutable double rebuild_seconds_ = 0;
+  int64_t pruned_upto_ = 0, pruned_channels_ = 0;  // hybrid: key channels dropped per pruned token (all layers)
+  int64_t keep_begin_ = 0;
+  std::vector<torch::Tensor> token_keep_;           // echo x kvzip: per layer bool [n] (CPU)
+  int64_t evicted_elements() const;
 };
 
 }  // namespace echokv

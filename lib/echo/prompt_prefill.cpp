@@ -61,6 +61,58 @@ PreparedPrompt prefill_kvzip(LlamaModel& model, const CacheSelection& sel, const
   return out;
 }
 
+// EchoKV x KVzip: KVzip's scores (from a full-cache pass) choose, per layer, the context tokens
+// kept (max over the layer's KV heads, one global threshold over layers); the EchoKV cache holds
+// the prompt and masks the rest.
+PreparedPrompt prefill_echo_kvzip(LlamaModel& model, const CacheSelection& sel, const std::vector<int64_t>& ids,
+                                  const PromptSpan& span, int64_t capacity, int64_t chunk) {
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (span.context_end < 0) throw Error("EchoKV x KVzip needs the prompt's context/question split (this benchmark's samples carry none)");
+  if (!sel.kvzip_prompts) throw Error("EchoKV x KVzip needs the model's tokenizer for KVzip's repeat prompts");
+  PreparedPrompt out;
+  const std::vector<int64_t> context = slice(ids, span.context_begin, span.context_end);
+  double t0 = now_seconds();
+  std::vector<torch::Tensor> per_layer;  // [1, n_context] token scores
+  {
+    auto full = make_full_cache(model, span.context_end + 1);
+    if (span.context_end > 0) prefill(model, *full, slice(ids, 0, span.context_end), chunk);
+    KvzipPrompts prompts = *sel.kvzip_prompts;
+    prompts.chunk_tokens = sel.kvzip.chunk_tokens;
+    for (const auto& s : kvzip_scores(model, *full, span.context_begin, context, prompts))
+      per_layer.push_back(std::get<0>(s.max(0, true)));
+  }
+  auto keep = kvzip_keep_pairs(per_layer, sel.kvzip.ratio, false);
+  out.scoring_seconds = now_seconds() - t0;  // includes the full-cache prefill it needs
+  t0 = now_seconds();
+  auto echo = make_echo_cache(model, sel, capacity);
+  torch::Tensor logits;
+  if (span.context_end > 0) logits = prefill(model, *echo, slice(ids, 0, span.context_end), chunk);
+  echo->set_token_keep(span.context_begin, std::move(keep));
+  if (span.context_end < n) logits = prefill(model, *echo, slice(ids, span.context_end, n), chunk);
+  out.prefill_seconds = now_seconds() - t0;
+  out.logits = logits;
+  out.cache = std::move(echo);
+  return out;
+}
+
+// EchoKV-Hybrid: values-only EchoKV cache, keys pruned by ThinK on RoPE pairs after the prompt.
+PreparedPrompt prefill_hybrid(LlamaModel& model, const CacheSelection& sel, const std::vector<int64_t>& ids,
+                              int64_t capacity, int64_t chunk) {
+  PreparedPrompt out;
+  const double t0 = now_seconds();
+  auto echo = make_echo_cache(model, sel, capacity);
+  auto wq = prefill_with_window_queries(model, *echo, ids, sel.think.window, chunk);
+  out.prefill_seconds = now_seconds() - t0;
+  const double t1 = now_seconds();
+  std::vector<torch::Tensor> keys;
+  for (int l = 0; l < model.config().num_hidden_layers; ++l) keys.push_back(echo->global_key_features(l));
+  echo->prune_key_channels(think_pair_channels(keys, wq.q, sel.think.prune), static_cast<int64_t>(ids.size()) - wq.window);
+  out.scoring_seconds = now_seconds() - t1;
+  out.logits = wq.logits;
+  out.cache = std::move(echo);
+  return out;
+}
+
 }  // namespace
 
 PreparedPrompt prefill_prompt(LlamaModel& model, const CacheSelection& sel, const std::vector<int64_t>& ids,
@@ -70,6 +122,8 @@ PreparedPrompt prefill_prompt(LlamaModel& model, const CacheSelection& sel, cons
   if (n == 0) throw Error("prefill_prompt: empty prompt");
   capacity = std::max(capacity, n);
   if (sel.kind == "kvzip") return prefill_kvzip(model, sel, ids, span, capacity, chunk);
+  if (sel.kind == "echo_kvzip") return prefill_echo_kvzip(model, sel, ids, span, capacity, chunk);
+  if (sel.kind == "hybrid") return prefill_hybrid(model, sel, ids, capacity, chunk);
   PreparedPrompt out;
   const double t0 = now_seconds();
   if (sel.kind == "snapkv" || sel.kind == "think") {

@@ -5,6 +5,9 @@
 //            (question) into the compacted (or retain-mode masked) cache
 //   snapkv : prefill the prompt, the last `window` tokens' attention chooses the kept tokens
 //   think  : prefill the prompt, the window's queries choose the kept key channels
+//   hybrid : values-only EchoKV cache; after the prompt ThinK (on RoPE pairs) prunes its keys
+//   echo_kvzip : KVzip scores (full-cache pass) choose per layer the context tokens an EchoKV
+//            cache keeps; the heads x tokens savings multiply
 // Every other kind is a plain chunked prefill into make_cache's cache.
 #pragma once
 #include <cstdint>

@@ -35,7 +35,7 @@ EvalConfig EvalConfig::load(const std::string& path) {
     e.streaming.sink_tokens = e.echo.sink_tokens;
     e.streaming.window_tokens = m.get<int64_t>("window", e.streaming.window_tokens);
     e.streaming.ratio = e.cache == "streaming" ? ratio : 0.0;
-    if (e.cache == "kvzip") {
+    if (e.cache == "kvzip" || e.cache == "echo_kvzip") {
       e.kvzip.ratio = m.get<double>("ratio", e.kvzip.ratio);
       e.kvzip.level = m.get<std::string>("level", e.kvzip.level);
       e.kvzip.storage = m.get<std::string>("storage", e.kvzip.storage);
@@ -47,6 +47,8 @@ EvalConfig EvalConfig::load(const std::string& path) {
         fail(path, "method '" + e.name + "': kvzip level must be pair, uniform or head");
       if (e.kvzip.storage != "compact" && e.kvzip.storage != "retain")
         fail(path, "method '" + e.name + "': kvzip storage must be compact or retain");
+      if (e.cache == "echo_kvzip" && e.kvzip.level != "pair")
+        fail(path, "method '" + e.name + "': echo_kvzip chooses tokens per layer from pair scores (no level setting)");
       if (e.kvzip.level == "head" && e.kvzip.calibration.empty())
         fail(path, "method '" + e.name + "': kvzip level head needs calibration (text files)");
       if (e.kvzip.chunk_tokens <= 0 || e.kvzip.calibration_tokens <= 0)
@@ -59,11 +61,13 @@ EvalConfig EvalConfig::load(const std::string& path) {
       if (!(e.snapkv.ratio >= 0 && e.snapkv.ratio <= 1) || e.snapkv.window < 1 || e.snapkv.kernel < 1 || e.snapkv.kernel % 2 == 0)
         fail(path, "method '" + e.name + "': snapkv needs ratio in [0, 1], obs_window >= 1 and an odd kernel");
     }
-    if (e.cache == "think") {
+    if (e.cache == "think" || e.cache == "hybrid") {
       e.think.window = m.get<int64_t>("obs_window", e.think.window);
       e.think_ratio = m.get<double>("ratio", 0.0);
       e.think.prune = m.get<double>("prune", e.think_ratio > 0 ? -1.0 : e.think.prune);
       if (e.think_ratio > 0 && e.think.prune >= 0) fail(path, "method '" + e.name + "': think takes ratio or prune, not both");
+      if (e.cache == "hybrid" && e.think_ratio > 0)
+        fail(path, "method '" + e.name + "': hybrid takes prune (key channels dropped); its ratio follows from the value plan");
       if (e.think_ratio > 0 && !(e.think_ratio >= 0.5 && e.think_ratio <= 1))
         fail(path, "method '" + e.name + "': think prunes keys only, so its ratio must be in [0.5, 1]");
       if (e.think_ratio <= 0 && !(e.think.prune >= 0 && e.think.prune <= 1))
@@ -71,15 +75,16 @@ EvalConfig EvalConfig::load(const std::string& path) {
       if (e.think.window < 1) fail(path, "method '" + e.name + "': obs_window must be >= 1");
     }
     m.finish();
-    if (e.cache != "full" && e.cache != "echo" && e.cache != "low_rank" && e.cache != "streaming" && e.cache != "kvzip" &&
-        e.cache != "snapkv" && e.cache != "think")
-      fail(path, "method '" + e.name + "': cache must be full, echo, low_rank, streaming, kvzip, snapkv or think (got '" +
+    static const std::set<std::string> kinds = {"full", "echo", "low_rank", "streaming", "kvzip", "snapkv", "think", "hybrid", "echo_kvzip"};
+    if (!kinds.count(e.cache))
+      fail(path, "method '" + e.name + "': cache must be full, echo, low_rank, streaming, kvzip, snapkv, think, hybrid or echo_kvzip (got '" +
                      e.cache + "')");
     if (e.cache == "streaming" && (e.streaming.ratio < 0 || e.streaming.ratio > 1 || e.streaming.window_tokens < 0))
       fail(path, "method '" + e.name + "': streaming needs 0 <= ratio <= 1 and window >= 0");
     if (e.cache == "low_rank" && !(e.low_rank.ratio > 0 && e.low_rank.ratio <= 1))
       fail(path, "method '" + e.name + "': ratio must be in (0, 1]");
-    if (e.cache == "echo" && e.echo_dir.empty()) fail(path, "method '" + e.name + "': cache echo needs echo_dir");
+    if ((e.cache == "echo" || e.cache == "hybrid" || e.cache == "echo_kvzip") && e.echo_dir.empty())
+      fail(path, "method '" + e.name + "': cache " + e.cache + " needs echo_dir");
     if (!names.insert(e.name).second) fail(path, "method name '" + e.name + "' is used twice");
     c.methods.push_back(e);
   }
@@ -144,7 +149,8 @@ EvalConfig EvalConfig::load(const std::string& path) {
   }
   root.finish();
   for (const auto& m : c.methods)
-    if ((m.cache == "kvzip" || m.cache == "snapkv" || m.cache == "think") && c.fidelity && c.fidelity->context_tokens == 0)
+    if ((m.cache == "kvzip" || m.cache == "snapkv" || m.cache == "think" || m.cache == "hybrid" || m.cache == "echo_kvzip") &&
+        c.fidelity && c.fidelity->context_tokens == 0)
       fail(path, "method '" + m.name + "' compresses a prompt: set fidelity.context_tokens (the prompt it compresses)");
   if (!c.ruler && !c.niah && !c.longbench && !c.fidelity)
     fail(path, "no benchmark: give at least one of ruler, niah, longbench, fidelity");

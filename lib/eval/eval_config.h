@@ -20,14 +20,14 @@ namespace echokv {
 
 struct EvalMethod {
   std::string name;          // label in tables, e.g. "echo-0.5"
-  std::string cache = "full";  // "full" | "echo" | "low_rank" | "streaming"
+  std::string cache = "full";  // full | echo | low_rank | streaming | kvzip | snapkv | think | hybrid | echo_kvzip
   std::string echo_dir;      // trained reconstructors (cache: echo)
   EchoCacheOptions echo;
   LowRankOptions low_rank;   // cache: low_rank (ratio, group_heads)
   StreamingOptions streaming;  // cache: streaming (sink_tokens, window or ratio)
-  KvzipOptions kvzip;          // cache: kvzip (ratio, level, storage, score_chunk, calibration)
+  KvzipOptions kvzip;          // cache: kvzip (ratio, level, storage, score_chunk, calibration); echo_kvzip (ratio, score_chunk)
   SnapKVOptions snapkv;        // cache: snapkv (ratio, obs_window, kernel)
-  ThinKOptions think;          // cache: think (prune, or ratio = stored bytes; obs_window)
+  ThinKOptions think;          // cache: think (prune, or ratio = stored bytes; obs_window); hybrid (prune, obs_window)
   double think_ratio = 0;      // cache: think given as a stored ratio (prune derived per model)
 };
 

@@ -100,7 +100,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
   auto model = load_model_for_run(c.model, c.device, c.dtype, c.threads);
   // Token-id fidelity (e.g. stories260K, whose tokenizer is not available) needs no tokenizer.
   bool needs_tokenizer = c.ruler || c.niah || c.longbench || (c.fidelity && c.fidelity->source != "safetensors");
-  for (const auto& m : c.methods) needs_tokenizer = needs_tokenizer || m.cache == "kvzip";
+  for (const auto& m : c.methods) needs_tokenizer = needs_tokenizer || m.cache == "kvzip" || m.cache == "echo_kvzip";
   std::unique_ptr<Tokenizer> tokenizer = needs_tokenizer ? load_tokenizer(c.model) : nullptr;
   ChatOptions chat;
   std::vector<int64_t> stop_ids;
@@ -156,7 +156,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     sel.snapkv = m.snapkv;
     sel.think = m.think;
     if (m.cache == "think" && m.think_ratio > 0) sel.think.prune = think_prune_for_ratio(m.think_ratio, model->config().head_dim);
-    if (m.cache == "kvzip" && tokenizer) {
+    if ((m.cache == "kvzip" || m.cache == "echo_kvzip") && tokenizer) {
       auto prompts = kvzip_prompts(*tokenizer, chat_postfix_ids(*tokenizer, chat));
       prompts.chunk_tokens = m.kvzip.chunk_tokens;
       sel.kvzip_prompts = std::make_shared<KvzipPrompts>(prompts);
@@ -176,7 +176,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
         for (const auto& t : sel.kvzip_head_scores) hs.push_back(std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel()));
         write_text_atomic(join_path(join_path(join_path(c.out_dir, "predictions"), m.name), "head_scores.json"), hs.dump(1) + "\n");
       }
-    } else if (m.cache == "kvzip") {
+    } else if (m.cache == "kvzip" || m.cache == "echo_kvzip") {
       fail(c.source, "method '" + m.name + "': KVzip needs the model's tokenizer for its repeat prompts");
     }
     return sel;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "core/files.h"
+#include "echo/head_plan.h"
 #include "echo/reconstructor.h"
 #include "eval/eval_config.h"
 #include "io/jsonl.h"
@@ -106,7 +107,7 @@ TEST(EvalRunner, RunsEveryBenchmarkForEveryMethodAndResumes) {
 TEST(EvalRunner, ConfigErrorsNameTheProblem) {
   TempDir tmp;
   std::ofstream(tmp.file("a.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x, cache: zip}]\nfidelity: {path: p}\n";
-  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("a.yaml")); }).find("cache must be full, echo, low_rank, streaming, kvzip, snapkv or think"), std::string::npos);
+  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("a.yaml")); }).find("cache must be full, echo, low_rank, streaming, kvzip, snapkv, think, hybrid or echo_kvzip"), std::string::npos);
   std::ofstream(tmp.file("b.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x}]\nrulr: {}\n";
   const auto e = error_of([&] { EvalConfig::load(tmp.file("b.yaml")); });
   EXPECT_NE(e.find("rulr"), std::string::npos) << e;
@@ -119,6 +120,14 @@ TEST(EvalRunner, PromptScoringMethodsRunInTheHarness) {
   const std::string model = make_model(tmp);
   std::ofstream(tmp.file("text.jsonl")) << R"({"source": "t", "text": ")" << std::string(3000, 'a') << R"( The end."})" "\n";
   std::ofstream(tmp.file("calib.txt")) << "The quick brown fox jumps over the lazy dog. It was a sunny day in the park.\n";
+  const auto mc = ModelConfig::load(model);
+  const PlanShape shape{mc.num_hidden_layers, mc.num_key_value_heads, mc.head_dim};
+  Reconstructor r(HeadPlan::paper_for_ratio(shape, 0.5, 2), true, 1);
+  r.save(tmp.file("echo"), {{"base_model", model}, {"base_model_fingerprint", model_fingerprint(model)}});
+  HeadPlan values_only = HeadPlan::paper_for_ratio(shape, 0.5, 2);
+  for (int l = 0; l < mc.num_hidden_layers; ++l) values_only.at(l, KVKind::Key) = LayerKindPlan{};
+  Reconstructor rv(values_only, true, 1);
+  rv.save(tmp.file("echo-v"), {{"base_model", model}, {"base_model_fingerprint", model_fingerprint(model)}});
   const std::string out = tmp.file("run");
   std::ofstream(tmp.file("eval.yaml")) << "model: " << model << "\nout_dir: " << out << "\nchat_format: plain\nthreads: 1\n"
       << "methods:\n  - {name: full, cache: full}\n"
@@ -128,6 +137,11 @@ TEST(EvalRunner, PromptScoringMethodsRunInTheHarness) {
       << "  - {name: snapkv-1, cache: snapkv, ratio: 1.0, obs_window: 8}\n"
       << "  - {name: snapkv-0.5, cache: snapkv, ratio: 0.5, obs_window: 8}\n"
       << "  - {name: think-0.75, cache: think, ratio: 0.75, obs_window: 8}\n"
+      << "  - {name: echo, cache: echo, echo_dir: " << tmp.file("echo") << ", recent_tokens: 8}\n"
+      << "  - {name: echo-kvzip-1, cache: echo_kvzip, ratio: 1.0, echo_dir: " << tmp.file("echo") << ", recent_tokens: 8}\n"
+      << "  - {name: echo-kvzip-0.3, cache: echo_kvzip, ratio: 0.3, echo_dir: " << tmp.file("echo") << ", recent_tokens: 8}\n"
+      << "  - {name: hybrid-0, cache: hybrid, prune: 0.0, echo_dir: " << tmp.file("echo-v") << ", recent_tokens: 8}\n"
+      << "  - {name: hybrid-0.5, cache: hybrid, prune: 0.5, echo_dir: " << tmp.file("echo-v") << ", recent_tokens: 8}\n"
       << "niah: {haystack: " << require_fixture("data/ruler/PaulGrahamEssays.json")
       << ", lengths: [300], depths: [50], tokens_to_generate: 8}\n"
       << "fidelity: {source: jsonl, path: " << tmp.file("text.jsonl") << ", sequences: 2, seq_len: 96, chunk: 16, context_tokens: 64}\n";
@@ -140,7 +154,12 @@ TEST(EvalRunner, PromptScoringMethodsRunInTheHarness) {
   EXPECT_NEAR(m["kvzip-1"]["fidelity"]["kl"].get<double>(), 0.0, 1e-6);
   EXPECT_NEAR(m["snapkv-1"]["fidelity"]["kl"].get<double>(), 0.0, 1e-6);
   EXPECT_DOUBLE_EQ(m["kvzip-1"]["fidelity"]["top1"].get<double>(), 1.0);
-  for (const std::string name : {"kvzip-0.3", "kvzip-head", "snapkv-0.5", "think-0.75"}) {
+  // EchoKV x KVzip keeping every token is EchoKV; hybrid with nothing pruned is its values-only EchoKV.
+  EXPECT_NEAR(m["echo-kvzip-1"]["fidelity"]["kl"].get<double>(), m["echo"]["fidelity"]["kl"].get<double>(), 1e-9);
+  EXPECT_DOUBLE_EQ(m["echo-kvzip-1"]["bytes_ratio"].get<double>(), m["echo"]["bytes_ratio"].get<double>());
+  EXPECT_LT(m["echo-kvzip-0.3"]["bytes_ratio"].get<double>(), m["echo"]["bytes_ratio"].get<double>());
+  EXPECT_LT(m["hybrid-0.5"]["bytes_ratio"].get<double>(), m["hybrid-0"]["bytes_ratio"].get<double>());
+  for (const std::string name : {"kvzip-0.3", "kvzip-head", "snapkv-0.5", "think-0.75", "hybrid-0", "hybrid-0.5"}) {
     EXPECT_LT(m[name]["bytes_ratio"].get<double>(), 1.0) << name;
     EXPECT_GT(m[name]["fidelity"]["kl"].get<double>(), 0.0) << name;
   }
