@@ -4,7 +4,7 @@
 #   2. head-similarity analysis (report, metrics, paper vs similarity plans) -> runs/analysis/;
 #   3. EchoKV reconstructor training, stage 1 then stage 2 (resumable) -> runs/echo/;
 #   4. the same greedy continuation with the EchoKV cache, and its stored bytes;
-#   5. evaluation (configs/eval): full vs EchoKV (vs Palu-style low rank on the testbed) ->
+#   5. evaluation (configs/eval): full vs EchoKV (vs KVzip and Palu-style low rank on the testbed) ->
 #      runs/main/eval/report.md (RULER-lite, NIAH, fidelity on the testbed; fidelity on
 #      stories260K).
 # Steps 2-5 run for models with shipped configs (configs/analysis, configs/echo, configs/eval).

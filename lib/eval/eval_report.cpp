@@ -1,5 +1,8 @@
 #include "eval/eval_report.h"
 
+#include <algorithm>
+#include <optional>
+
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -37,12 +40,16 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
   for (const auto& m : c.methods) {
     nlohmann::json mj = {{"cache", m.cache}};
     if (!m.echo_dir.empty()) mj["echo_dir"] = m.echo_dir;
-    double ratio_sum = 0;
-    int64_t ratio_n = 0;
+    double ratio_sum = 0, prompt_ratio_sum = 0;
+    int64_t ratio_n = 0, prompt_ratio_n = 0;
     auto note_ratio = [&](const nlohmann::json& r) {
       if (r.contains("bytes_ratio")) {
         ratio_sum += r["bytes_ratio"].get<double>();
         ++ratio_n;
+      }
+      if (r.contains("prompt_bytes_ratio")) {
+        prompt_ratio_sum += r["prompt_bytes_ratio"].get<double>();
+        ++prompt_ratio_n;
       }
     };
     // RULER: task -> length -> score
@@ -117,6 +124,7 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
       if (all.tokens) mj["fidelity"] = all.to_json();
     }
     if (ratio_n) mj["bytes_ratio"] = ratio_sum / ratio_n;
+    if (prompt_ratio_n) mj["prompt_bytes_ratio"] = prompt_ratio_sum / prompt_ratio_n;
     out["methods"][m.name] = mj;
   }
   return out;
@@ -130,20 +138,54 @@ void write_eval_report(const EvalConfig& c) {
   md << "Config: `" << c.source << "`. Command: `echokv-eval --config " << c.source << "`.\n";
   md << "Scores: RULER string_match (x100), NIAH key-word recall (x100), LongBench official metrics; "
         "fidelity against the full cache on the same tokens.\n\n";
-  md << "| method | cache | stored bytes / full |\n|---|---|---|\n";
+  // Bytes: after the prompt (the compressed state every method is compared at) and at the
+  // end of each sample (after the answer / the scored continuation).
+  auto ratio_of = [&](const nlohmann::json& mj) -> std::optional<double> {
+    if (mj.contains("prompt_bytes_ratio")) return mj["prompt_bytes_ratio"].get<double>();
+    if (mj.contains("bytes_ratio")) return mj["bytes_ratio"].get<double>();
+    return std::nullopt;
+  };
+  md << "## Summary\n\n| method | cache | stored / full after the prompt | stored / full at the end |";
+  if (c.niah) md << " NIAH avg |";
+  if (c.ruler)
+    for (int64_t len : c.ruler->lengths) md << " RULER avg " << len << " |";
+  if (c.longbench) md << " LongBench avg |";
+  if (c.fidelity) md << " KL | top-1 |";
+  md << "\n|---|---|---|---|";
+  md << (c.niah ? "---|" : "");
+  if (c.ruler)
+    for (size_t i = 0; i < c.ruler->lengths.size(); ++i) md << "---|";
+  md << (c.longbench ? "---|" : "") << (c.fidelity ? "---|---|" : "") << "\n";
   for (const auto& m : c.methods) {
     const auto& mj = metrics["methods"][m.name];
-    md << "| " << m.name << " | " << m.cache << " | " << (mj.contains("bytes_ratio") ? fmt(mj["bytes_ratio"].get<double>(), 3) : "-") << " |\n";
+    const auto pr = ratio_of(mj);
+    md << "| " << m.name << " | " << m.cache << " | " << (pr ? fmt(*pr, 3) : "-") << " | "
+       << (mj.contains("bytes_ratio") ? fmt(mj["bytes_ratio"].get<double>(), 3) : "-") << " |";
+    auto cell = [&](const nlohmann::json& j, int digits) { return j.is_number() ? fmt(j.get<double>(), digits) : std::string("-"); };
+    if (c.niah) md << " " << cell(mj.contains("niah") ? mj["niah"].value("average", nlohmann::json()) : nlohmann::json(), 2) << " |";
+    if (c.ruler)
+      for (int64_t len : c.ruler->lengths) {
+        const std::string L = std::to_string(len);
+        const bool has = mj.contains("ruler") && mj["ruler"].contains("average") && mj["ruler"]["average"].contains(L);
+        md << " " << (has ? fmt(mj["ruler"]["average"][L].get<double>()) : "-") << " |";
+      }
+    if (c.longbench) md << " " << cell(mj.contains("longbench") ? mj["longbench"].value("average", nlohmann::json()) : nlohmann::json(), 2) << " |";
+    if (c.fidelity) {
+      const bool has = mj.contains("fidelity");
+      md << " " << (has ? fmt(mj["fidelity"]["kl"].get<double>(), 5) : "-") << " | "
+         << (has ? fmt(100 * mj["fidelity"]["top1"].get<double>(), 2) + "%" : "-") << " |";
+    }
+    md << "\n";
   }
   md << "\n";
   // score-vs-ratio series: one per cache kind, points at each method's measured ratio
   std::map<std::string, std::map<std::string, svg::LineSeries>> curves;  // chart -> kind -> series
   auto add_point = [&](const std::string& chart, const EvalMethod& m, double y) {
-    const auto& mj = metrics["methods"][m.name];
-    if (!mj.contains("bytes_ratio")) return;
+    const auto ratio = ratio_of(metrics["methods"][m.name]);
+    if (!ratio) return;
     auto& s = curves[chart][m.cache];
     s.name = m.cache;
-    s.x.push_back(mj["bytes_ratio"].get<double>());
+    s.x.push_back(*ratio);
     s.y.push_back(y);
   };
   if (c.ruler) {
@@ -245,7 +287,17 @@ void write_eval_report(const EvalConfig& c) {
     int index = 0;
     for (const auto& [chart, kinds] : curves) {
       std::vector<svg::LineSeries> series;
-      for (const auto& [_, s] : kinds) series.push_back(s);
+      for (const auto& [_, s] : kinds) {  // points in order of the ratio
+        std::vector<size_t> order(s.x.size());
+        for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::sort(order.begin(), order.end(), [&s = s](size_t a, size_t b) { return s.x[a] < s.x[b]; });
+        svg::LineSeries sorted = s;
+        for (size_t i = 0; i < order.size(); ++i) {
+          sorted.x[i] = s.x[order[i]];
+          sorted.y[i] = s.y[order[i]];
+        }
+        series.push_back(sorted);
+      }
       svg::BarOptions o;
       o.title = chart + " vs KV bytes ratio";
       o.x_label = "stored bytes / full";

@@ -129,6 +129,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     auto prepared = prefill_prompt(*model, sel, ids, prompt.second, static_cast<int64_t>(ids.size()) + max_new + 1,
                                    c.prefill_chunk);
     auto& cache = prepared.cache;
+    const double prompt_ratio = cache->full_bytes() > 0 ? static_cast<double>(cache->bytes()) / cache->full_bytes() : 1.0;
     GenerateOptions g;
     g.max_new_tokens = max_new;
     g.stop_ids = stop_ids;
@@ -143,6 +144,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     j["input_tokens"] = ids.size();
     j["new_tokens"] = toks.size();
     j["bytes_ratio"] = cache->full_bytes() > 0 ? static_cast<double>(cache->bytes()) / static_cast<double>(cache->full_bytes()) : 1.0;
+    j["prompt_bytes_ratio"] = prompt_ratio;
     j["prefill_seconds"] = r.prefill_seconds;
     j["scoring_seconds"] = prepared.scoring_seconds;
     j["decode_seconds"] = r.decode_seconds;
@@ -301,6 +303,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
                        const int64_t n = static_cast<int64_t>(ids.size()), ctx = c.fidelity->context_tokens;
                        FidelityStats st;
                        std::unique_ptr<KVCache> cache;
+                       double prompt_ratio = -1;
                        if (ctx > 0) {  // prefill (and compress) the context, then score the rest
                          PromptSpan span;
                          span.context_begin = tokenizer && tokenizer->bos_id() && ids[0] == *tokenizer->bos_id() ? 1 : 0;
@@ -308,6 +311,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
                          auto prepared = prefill_prompt(*model, sel, std::vector<int64_t>(ids.begin(), ids.begin() + ctx), span,
                                                         n, c.fidelity->chunk);
                          cache = std::move(prepared.cache);
+                         prompt_ratio = static_cast<double>(cache->bytes()) / cache->full_bytes();
                          auto rest = sequence_logits(*model, std::vector<int64_t>(ids.begin() + ctx, ids.end()), c.fidelity->chunk, *cache);
                          auto logits = torch::cat({prepared.logits.to(torch::kCPU).view({1, -1}), rest}, 0);  // positions ctx-1 .. n-1
                          st.add(full_logits_cache[i].narrow(0, ctx - 1, n - ctx + 1), logits,
@@ -318,6 +322,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
                        }
                        auto j = st.to_json();
                        j["bytes_ratio"] = cache->full_bytes() > 0 ? static_cast<double>(cache->bytes()) / cache->full_bytes() : 1.0;
+                       j["prompt_bytes_ratio"] = prompt_ratio >= 0 ? prompt_ratio : j["bytes_ratio"].get<double>();
                        return j;
                      }});
   }
