@@ -21,13 +21,6 @@ namespace echokv {
 
 namespace {
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-bool reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  if (!f) return false;
-  f << "5";
-  return bool(f);
-}
 }  // namespace
 
 void register_echo_decode_bench(CLI::App& app, int& threads) {

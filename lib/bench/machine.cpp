@@ -49,4 +49,11 @@ double status_field_mib(const std::string& key) {
 double peak_rss_mib() { return status_field_mib("VmHWM:"); }
 double current_rss_mib() { return status_field_mib("VmRSS:"); }
 
+bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  if (!f) return false;
+  f << "5";
+  return bool(f);
+}
+
 }  // namespace echokv

@@ -14,5 +14,7 @@ double measure_gemv_gb_per_s(int64_t rows = 16384, int64_t cols = 1024, int reps
 double peak_rss_mib();
 // Current resident set size (VmRSS), MiB.
 double current_rss_mib();
+// Resets the peak (VmHWM) to the current RSS via /proc/self/clear_refs; false if unsupported.
+bool reset_peak_rss();
 
 }  // namespace echokv

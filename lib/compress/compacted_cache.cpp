@@ -108,6 +108,18 @@ int64_t CompactedCache::full_bytes() const {
   return committed_ * static_cast<int64_t>(heads_.size()) * kv_heads_ * batch_ * head_dim_ * 2 * element_size_;
 }
 
+void CompactedCache::truncate(int64_t length) {
+  if (length < 0 || length > committed_) throw Error("CompactedCache::truncate: length outside the committed tokens");
+  for (auto& layer : heads_)
+    for (auto& h : layer) {
+      // Positions are ascending: keep the prefix of the list below `length`.
+      const auto pos = h.positions.narrow(0, 0, h.len).to(torch::kCPU);
+      h.len = (pos < length).sum().item<int64_t>();
+      h.max_position = h.len > 0 ? pos[h.len - 1].item<int64_t>() : -1;
+    }
+  committed_ = length;
+}
+
 void CompactedCache::reset() {
   for (auto& layer : heads_)
     for (auto& h : layer) {

@@ -4,7 +4,8 @@
 // token outside that range (the prefix before it, the question and generated tokens after
 // it) is kept in every head. Each head owns buffers with headroom that grow by doubling, so a
 // decode step writes one token per head and never copies the cache. Attention visits one
-// block per KV head (KVBlock::head).
+// block per KV head (KVBlock::head). truncate() rewinds to the compressed context, so one
+// scoring pass serves several questions.
 #pragma once
 #include <memory>
 #include <vector>
@@ -29,6 +30,9 @@ class CompactedCache : public KVCache {
   int64_t full_bytes() const override;
   void reset() override;
 
+  // Drops every token at position >= length (a question and its answer), keeping the
+  // compressed context for the next question on the same context.
+  void truncate(int64_t length);
   // Tokens held by (layer, KV head).
   int64_t head_length(int layer, int64_t head) const { return heads_[layer][head].len; }
 

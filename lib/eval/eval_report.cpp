@@ -40,8 +40,8 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
   for (const auto& m : c.methods) {
     nlohmann::json mj = {{"cache", m.cache}};
     if (!m.echo_dir.empty()) mj["echo_dir"] = m.echo_dir;
-    double ratio_sum = 0, prompt_ratio_sum = 0;
-    int64_t ratio_n = 0, prompt_ratio_n = 0;
+    double ratio_sum = 0, prompt_ratio_sum = 0, prefill_sum = 0, scoring_sum = 0, decode_sum = 0;
+    int64_t ratio_n = 0, prompt_ratio_n = 0, timed_n = 0;
     auto note_ratio = [&](const nlohmann::json& r) {
       if (r.contains("bytes_ratio")) {
         ratio_sum += r["bytes_ratio"].get<double>();
@@ -50,6 +50,12 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
       if (r.contains("prompt_bytes_ratio")) {
         prompt_ratio_sum += r["prompt_bytes_ratio"].get<double>();
         ++prompt_ratio_n;
+      }
+      if (r.contains("prefill_seconds")) {  // generation samples: where the time goes
+        prefill_sum += r["prefill_seconds"].get<double>();
+        scoring_sum += r.value("scoring_seconds", 0.0);
+        decode_sum += r.value("decode_seconds", 0.0);
+        ++timed_n;
       }
     };
     // RULER: task -> length -> score
@@ -125,6 +131,9 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
     }
     if (ratio_n) mj["bytes_ratio"] = ratio_sum / ratio_n;
     if (prompt_ratio_n) mj["prompt_bytes_ratio"] = prompt_ratio_sum / prompt_ratio_n;
+    if (timed_n)
+      mj["cost"] = {{"samples", timed_n}, {"prefill_seconds", prefill_sum / timed_n},
+                    {"scoring_seconds", scoring_sum / timed_n}, {"decode_seconds", decode_sum / timed_n}};
     out["methods"][m.name] = mj;
   }
   return out;
@@ -281,6 +290,23 @@ void write_eval_report(const EvalConfig& c) {
       add_point("Top-1 agreement with the full cache (%)", m, 100 * f["top1"].get<double>());
     }
     md << "\n";
+  }
+  {
+    std::ostringstream cost;
+    for (const auto& m : c.methods) {
+      const auto& mj = metrics["methods"][m.name];
+      if (!mj.contains("cost")) continue;
+      const auto& k = mj["cost"];
+      const double prefill = k["prefill_seconds"].get<double>(), scoring = k["scoring_seconds"].get<double>();
+      cost << "| " << m.name << " | " << k["samples"].get<int64_t>() << " | " << fmt(prefill, 3) << " | " << fmt(scoring, 3)
+           << " | " << (prefill > 0 ? fmt(scoring / prefill, 2) : "-") << " | " << fmt(k["decode_seconds"].get<double>(), 3) << " |\n";
+    }
+    if (!cost.str().empty())
+      md << "## Cost per generation sample (mean seconds, this machine)\n\n"
+            "Scoring: the method's extra pass over the prompt (KVzip's context reconstruction, SnapKV / ThinK "
+            "selection, EchoKV x KVzip's full-cache scoring prefill).\n\n"
+            "| method | samples | prefill | scoring | scoring / prefill | decode |\n|---|---|---|---|---|---|\n"
+         << cost.str() << "\n";
   }
   if (!curves.empty()) {
     md << "## Score vs stored-bytes ratio\n\n";

@@ -76,6 +76,29 @@ TEST(CompactedCache, AttentionEqualsMaskedAttention) {
   EXPECT_GT(max_abs_diff(a, run_tail(*model, *plain, question, decode)), 1e-2);
 }
 
+TEST(CompactedCache, OneCompressedContextServesSeveralQuestions) {
+  auto model = stories();
+  const auto& cfg = model->config();
+  const auto ids = stories260k_sampled_ids(3, 110);
+  const int64_t S = 2, C = 60;
+  const std::vector<int64_t> prompt(ids.begin(), ids.begin() + S + C), q1(ids.begin() + 62, ids.begin() + 80),
+      q2(ids.begin() + 80, ids.begin() + 95), answer(ids.begin() + 95, ids.end());
+  torch::manual_seed(5);
+  std::vector<torch::Tensor> keep;
+  for (int64_t l = 0; l < cfg.num_hidden_layers; ++l) keep.push_back(torch::rand({cfg.num_key_value_heads, C}) < 0.5);
+  auto full = make_full_cache(*model, 128);
+  model->forward(torch::tensor(prompt, torch::kInt64).unsqueeze(0), *full);
+  CompactedCache reused(*full, model->rope(), S, keep, 4);
+  const int64_t context_bytes = reused.bytes();
+  run_tail(*model, reused, q1, answer);  // first question and its answer
+  reused.truncate(S + C);
+  EXPECT_EQ(reused.bytes(), context_bytes);
+  EXPECT_EQ(reused.next_position(), S + C);
+  CompactedCache fresh(*full, model->rope(), S, keep, 4);
+  EXPECT_LE(max_abs_diff(run_tail(*model, reused, q2, answer), run_tail(*model, fresh, q2, answer)), 1e-5);
+  EXPECT_THROW(reused.truncate(1000), Error);
+}
+
 TEST(CompactedCache, KeepingEverythingEqualsTheFullCache) {
   auto model = stories();
   const auto& cfg = model->config();
