@@ -41,3 +41,29 @@ TEST(LongBenchPrompt, TruncatesInTheMiddleAndAppliesChatOnlyWhereUsed) {
   EXPECT_NE(e.find("f.jsonl:3"), std::string::npos) << e;
   EXPECT_NE(e.find("'context'"), std::string::npos) << e;
 }
+
+TEST(LongBenchPrompt, ContextSpanEndsWhereTheTemplatesQuestionBegins) {
+  auto tok = load_tokenizer(source_dir() + "/data/training/testbed-8l/tokenizer.model");
+  const auto prompts = LongBenchPrompts::load(require_fixture("data/longbench"));
+  std::string context;
+  for (int i = 0; i < 60; ++i) context += "Passage " + std::to_string(i) + ": the river runs north.\n";
+  const nlohmann::json record = {{"input", "Which way does the river run?"}, {"context", context}, {"answers", {"north"}}};
+  ChatOptions chat;
+  const auto hp = build_longbench_input(prompts, "hotpotqa", record, *tok, chat, 100000, "test");
+  ASSERT_GT(hp.span.context_end, hp.span.context_begin);
+  EXPECT_EQ(hp.span.context_begin, 1);  // BOS
+  const std::string body = tok->decode({hp.ids.begin() + hp.span.context_begin, hp.ids.begin() + hp.span.context_end});
+  const std::string rest = tok->decode({hp.ids.begin() + hp.span.context_end, hp.ids.end()});
+  // hotpotqa's template: instructions and passages, then instructions again and the question.
+  EXPECT_NE(body.find("Passage 59: the river runs north."), std::string::npos);
+  EXPECT_EQ(body.find("Question:"), std::string::npos);
+  EXPECT_NE(rest.find("Question: Which way does the river run?"), std::string::npos);
+  // Truncated to 100 tokens: the kept tail still holds the question, so the split survives.
+  const auto cut = build_longbench_input(prompts, "hotpotqa", record, *tok, chat, 100, "test");
+  ASSERT_GT(cut.span.context_end, 0);
+  EXPECT_NE(tok->decode({cut.ids.begin() + cut.span.context_end, cut.ids.end()}).find("Which way does the river run?"),
+            std::string::npos);
+  // Truncated so hard that the question is cut: no split.
+  const auto tiny = build_longbench_input(prompts, "hotpotqa", record, *tok, chat, 16, "test");
+  EXPECT_EQ(tiny.span.context_end, -1);
+}
