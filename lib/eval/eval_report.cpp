@@ -1,11 +1,11 @@
 #include "eval/eval_report.h"
 
 #include <algorithm>
-#include <optional>
-
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -192,8 +192,18 @@ void write_eval_report(const EvalConfig& c) {
   auto add_point = [&](const std::string& chart, const EvalMethod& m, double y) {
     const auto ratio = ratio_of(metrics["methods"][m.name]);
     if (!ratio) return;
-    auto& s = curves[chart][m.cache];
-    s.name = m.cache;
+    // One line per method family: the name without its numeric parts ("kvzip-head-0.5" ->
+    // "kvzip-head"), so variants of one cache kind get their own lines.
+    std::string family;
+    for (const auto& part : py::split_on(m.name, "-")) {
+      char* end = nullptr;
+      std::strtod(part.c_str(), &end);
+      if (!part.empty() && end == part.c_str() + part.size()) continue;
+      family += (family.empty() ? "" : "-") + part;
+    }
+    if (family.empty()) family = m.cache;
+    auto& s = curves[chart][family];
+    s.name = family;
     s.x.push_back(*ratio);
     s.y.push_back(y);
   };
@@ -328,7 +338,11 @@ void write_eval_report(const EvalConfig& c) {
       o.title = chart + " vs KV bytes ratio";
       o.x_label = "stored bytes / full";
       o.y_label = "score";
-      o.ymin = 0;
+      // Scores from 0; the axis starts at the lowest multiple of 10 below every point.
+      double lowest = 100;
+      for (const auto& sr : series)
+        for (double y : sr.y) lowest = std::min(lowest, y);
+      o.ymin = std::max(0.0, std::floor(lowest / 10.0) * 10.0 - 10.0);
       o.ymax = 100;
       const std::string file = "score-vs-ratio-" + std::to_string(index++) + ".svg";
       write_text_atomic(join_path(c.out_dir, file), svg::lines(series, o, 0.0, 1.05));

@@ -9,7 +9,9 @@ namespace echokv::svg {
 
 namespace {
 const char* kFont = "font-family=\"Helvetica,Arial,sans-serif\"";
-const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                          "#bcbd22", "#17becf", "#000000", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5"};
+constexpr size_t kColors = sizeof(kPalette) / sizeof(kPalette[0]);
 
 std::string num(double v, int digits = 2) {
   if (!std::isfinite(v)) return "n/a";
@@ -152,7 +154,7 @@ std::string frame(const Axes& a, const BarOptions& o, double W, double H) {
 std::string legend(const std::vector<std::string>& names, double x, double y) {
   std::ostringstream s;
   for (size_t i = 0; i < names.size(); ++i) {
-    s << "<rect x=\"" << x << "\" y=\"" << y + i * 16 << "\" width=\"12\" height=\"12\" fill=\"" << kPalette[i % 8]
+    s << "<rect x=\"" << x << "\" y=\"" << y + i * 16 << "\" width=\"12\" height=\"12\" fill=\"" << kPalette[i % kColors]
       << "\"/>\n";
     s << text(x + 16, y + i * 16 + 10, names[i], 11);
   }
@@ -178,7 +180,7 @@ std::string grouped_bars(const std::vector<std::string>& categories, const std::
       if (!std::isfinite(v)) continue;
       const double y = a.y(v), base = a.y(std::max(a.ymin, 0.0));
       s << "<rect x=\"" << gx + k * bar_w << "\" y=\"" << std::min(y, base) << "\" width=\"" << bar_w * 0.95
-        << "\" height=\"" << std::abs(base - y) << "\" fill=\"" << kPalette[k % 8] << "\"><title>"
+        << "\" height=\"" << std::abs(base - y) << "\" fill=\"" << kPalette[k % kColors] << "\"><title>"
         << escape(series[k].name) << ", " << escape(categories[c]) << ": " << num(v, 4) << "</title></rect>\n";
     }
     s << text(a.left + (c + 0.5) * group_w, a.top + a.height + 16, categories[c], 10, "text-anchor=\"middle\"");
@@ -210,10 +212,10 @@ std::string lines(const std::vector<LineSeries>& series, const BarOptions& o, do
       path << (first ? "M" : " L") << X(series[k].x[i]) << " " << a.y(series[k].y[i]);
       first = false;
       s << "<circle cx=\"" << X(series[k].x[i]) << "\" cy=\"" << a.y(series[k].y[i]) << "\" r=\"3.5\" fill=\""
-        << kPalette[k % 8] << "\"><title>" << escape(series[k].name) << " @ " << num(series[k].x[i], 2) << ": "
+        << kPalette[k % kColors] << "\"><title>" << escape(series[k].name) << " @ " << num(series[k].x[i], 2) << ": "
         << num(series[k].y[i], 4) << "</title></circle>\n";
     }
-    s << "<path d=\"" << path.str() << "\" fill=\"none\" stroke=\"" << kPalette[k % 8] << "\" stroke-width=\"2\"/>\n";
+    s << "<path d=\"" << path.str() << "\" fill=\"none\" stroke=\"" << kPalette[k % kColors] << "\" stroke-width=\"2\"/>\n";
   }
   std::vector<std::string> names;
   for (const auto& k : series) names.push_back(k.name);
