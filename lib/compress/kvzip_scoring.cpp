@@ -26,15 +26,16 @@ class ScoringObserver : public LayerObserver {
     auto k_sink = keys.narrow(2, 0, prefix_);
     auto k_chunk = keys.narrow(2, context_begin_ + c0_, c1_ - c0_);
     auto k_all = torch::cat({k_sink, k_chunk, k_rep}, 2);                          // [1, Hkv, S+C+R, D]
-    auto k_q = k_all.repeat_interleave(G, 1);                                      // [1, Hq, S+C+R, D]
-    auto logits = torch::matmul(q, k_q.transpose(-1, -2)) / std::sqrt(static_cast<double>(D));  // [1, Hq, R, S+C+R]
+    // Query heads h = kv*G + j (HF repeat_kv order): a view stacks each KV head's group.
+    auto qg = q.reshape({1, cfg.num_key_value_heads, G * R, D});                   // [1, Hkv, G*R, D]
+    auto logits = torch::matmul(qg, k_all.transpose(-1, -2)) / std::sqrt(static_cast<double>(D));  // [1, Hkv, G*R, S+C+R]
     const int64_t SC = prefix_ + (c1_ - c0_);
     auto causal = torch::ones({R, R}, torch::kBool).triu(1);                       // j > i masked
-    auto mask = torch::cat({torch::zeros({R, SC}, torch::kBool), causal}, 1).to(logits.device());
-    logits = logits.masked_fill(mask, -std::numeric_limits<float>::infinity());
-    auto probs = torch::softmax(logits, -1).narrow(-1, prefix_, c1_ - c0_);       // [1, Hq, R, C]
-    auto per_head = std::get<0>(probs.max(2))[0];                                  // [Hq, C]
-    auto per_kv = std::get<0>(per_head.view({cfg.num_key_value_heads, G, c1_ - c0_}).max(1));  // [Hkv, C]
+    auto mask = torch::cat({torch::zeros({R, SC}, torch::kBool), causal}, 1).repeat({G, 1}).to(logits.device());
+    logits.masked_fill_(mask, -std::numeric_limits<float>::infinity());
+    auto probs = torch::softmax(logits, -1).narrow(-1, prefix_, c1_ - c0_);       // [1, Hkv, G*R, C]
+    // Max over the repeat queries and the GQA group at once.
+    auto per_kv = std::get<0>(probs.max(2))[0];                                    // [Hkv, C]
     scores_[layer].narrow(1, c0_, c1_ - c0_).copy_(per_kv.to(torch::kCPU));
   }
 
