@@ -36,13 +36,7 @@ void register_kvzip_decode_bench(CLI::App& app, int& threads) {
     std::string out;
   };
   auto o = std::make_shared<Opts>();
-  o->cfg.num_hidden_layers = 4;
-  o->cfg.hidden_size = 2048;
-  o->cfg.num_attention_heads = 16;
-  o->cfg.num_key_value_heads = 8;
-  o->cfg.head_dim = 128;
-  o->cfg.intermediate_size = 5632;
-  o->cfg.vocab_size = 32000;
+  o->cfg = eight_b_shaped_layers();
   auto* cmd = app.add_subcommand("kvzip-decode", "KVzip: scoring vs prefill time, compacted/retain decode vs full, bytes");
   cmd->add_option("--layers", o->cfg.num_hidden_layers)->capture_default_str();
   cmd->add_option("--contexts", o->contexts, "context lengths")->delimiter(',')->capture_default_str();
