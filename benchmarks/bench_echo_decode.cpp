@@ -3,7 +3,6 @@
 // Llama-3-8B / Mistral-7B), at several contexts and ratios (paper layouts), measured in one
 // run so the echo/full ratios are robust to machine noise. Peak RSS is reset before each
 // prefill (/proc/self/clear_refs), so each method's peak is its own.
-#include <chrono>
 #include <fstream>
 #include <iostream>
 
@@ -12,16 +11,13 @@
 #include "bench/machine.h"
 #include "bench_commands.h"
 #include "cache/cache_factory.h"
+#include "core/clock.h"
 #include "core/files.h"
 #include "core/runtime.h"
 #include "echo/echo_cache.h"
 #include "model/random_model.h"
 
 namespace echokv {
-
-namespace {
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-}  // namespace
 
 void register_echo_decode_bench(CLI::App& app, int& threads) {
   struct Opts {
@@ -77,23 +73,23 @@ void register_echo_decode_bench(CLI::App& app, int& threads) {
           eo.capacity = ctx + o->decode_steps;
           cache = std::make_unique<EchoCache>(cfg, model->rope(), m.recon, 1, eo, torch::kCPU, torch::kFloat32);
         }
-        const double t0 = now_s();
+        const double t0 = monotonic_seconds();
         for (int64_t s = 0; s < ctx; s += o->prefill_chunk) {
           ForwardOptions fo;
           fo.last_only = true;
           model->forward(ids.narrow(1, s, std::min(o->prefill_chunk, ctx - s)), *cache, fo);
         }
-        const double prefill_s = now_s() - t0;
+        const double prefill_s = monotonic_seconds() - t0;
         const double peak = peak_rss_mib();
         auto* echo = dynamic_cast<EchoCache*>(cache.get());
         const double rebuild_before = echo ? echo->rebuild_seconds() : 0;
-        const double t1 = now_s();
+        const double t1 = monotonic_seconds();
         for (int64_t i = 0; i < o->decode_steps; ++i) {
           ForwardOptions fo;
           fo.last_only = true;
           model->forward(ids.narrow(1, ctx + i, 1), *cache, fo);
         }
-        const double decode_ms = (now_s() - t1) * 1000.0 / double(o->decode_steps);
+        const double decode_ms = (monotonic_seconds() - t1) * 1000.0 / double(o->decode_steps);
         if (!m.recon) full_ms = decode_ms;
         nlohmann::json row = {{"context", ctx},
                               {"method", m.name},

@@ -1,7 +1,6 @@
 // `echokv-bench echo-train`: EchoKV reconstructor training throughput (stage 1 and stage 2
 // steps: teacher forward, losses, backward, AdamW) against a forward-only pass of the frozen
 // base model over the same sequences, measured in one run.
-#include <chrono>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -9,15 +8,12 @@
 #include "analysis/calibration.h"
 #include "bench_commands.h"
 #include "cache/cache_factory.h"
+#include "core/clock.h"
 #include "core/files.h"
 #include "core/runtime.h"
 #include "train/echo_trainer.h"
 
 namespace echokv {
-
-namespace {
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-}  // namespace
 
 void register_echo_train_bench(CLI::App& app, int& threads) {
   struct Opts {
@@ -63,9 +59,9 @@ void register_echo_train_bench(CLI::App& app, int& threads) {
     };
     auto timed = [&](const std::function<void()>& f) {
       f();  // warm-up
-      const double t0 = now_s();
+      const double t0 = monotonic_seconds();
       f();
-      return double(tokens) / (now_s() - t0);
+      return double(tokens) / (monotonic_seconds() - t0);
     };
     const double fwd = timed(forward_only);
     const double s1 = timed(stage_steps(1));

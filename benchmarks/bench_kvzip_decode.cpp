@@ -5,7 +5,6 @@
 // make the scores meaningless but the cost real: every chunk is scored as in the method.
 // Decode latency is the median over the timed steps.
 #include <algorithm>
-#include <chrono>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -16,16 +15,13 @@
 #include "compress/compacted_cache.h"
 #include "compress/kvzip_eviction.h"
 #include "compress/kvzip_scoring.h"
+#include "core/clock.h"
 #include "core/files.h"
 #include "core/runtime.h"
 #include "model/generate.h"
 #include "model/random_model.h"
 
 namespace echokv {
-
-namespace {
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-}  // namespace
 
 void register_kvzip_decode_bench(CLI::App& app, int& threads) {
   struct Opts {
@@ -61,12 +57,12 @@ void register_kvzip_decode_bench(CLI::App& app, int& threads) {
       const std::vector<int64_t> head(ids.begin(), ids.begin() + prefix + ctx), context(ids.begin() + prefix, ids.begin() + prefix + ctx),
           question(ids.begin() + prefix + ctx, ids.begin() + prefix + ctx + o->question);
       auto full = make_full_cache(*model, total);
-      double t0 = now_s();
+      double t0 = monotonic_seconds();
       prefill(*model, *full, head, o->prefill_chunk);
-      const double prefill_s = now_s() - t0;
-      t0 = now_s();
+      const double prefill_s = monotonic_seconds() - t0;
+      t0 = monotonic_seconds();
       const auto scores = kvzip_scores(*model, *full, prefix, context, prompts);
-      const double scoring_s = now_s() - t0;
+      const double scoring_s = monotonic_seconds() - t0;
       // Decode timing: question prefill, then single tokens, on a cache of the given kind.
       // Median of the per-step times: robust to this machine's occasional stalls.
       auto decode = [&](KVCache& cache) {
@@ -75,9 +71,9 @@ void register_kvzip_decode_bench(CLI::App& app, int& threads) {
         for (int64_t i = 0; i < o->decode_steps; ++i) {
           ForwardOptions fo;
           fo.last_only = true;
-          const double t1 = now_s();
+          const double t1 = monotonic_seconds();
           model->forward(torch::tensor({ids[prefix + ctx + o->question + i]}).view({1, 1}), cache, fo);
-          ms.push_back((now_s() - t1) * 1000.0);
+          ms.push_back((monotonic_seconds() - t1) * 1000.0);
         }
         std::sort(ms.begin(), ms.end());
         return ms[ms.size() / 2];

@@ -1,6 +1,5 @@
 // `echokv-bench model`: prefill and decode speed of a random model of a realistic shape,
 // peak RSS, and the machine's float32 GEMM ceiling measured in the same run.
-#include <chrono>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -8,17 +7,12 @@
 #include "bench/machine.h"
 #include "bench_commands.h"
 #include "cache/cache_factory.h"
+#include "core/clock.h"
 #include "core/files.h"
 #include "core/runtime.h"
 #include "model/random_model.h"
 
 namespace echokv {
-
-namespace {
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 void register_model_bench(CLI::App& app, int& threads) {
   auto* cmd = app.add_subcommand("model", "prefill/decode throughput of a random Llama model (full cache)");
@@ -80,11 +74,11 @@ void register_model_bench(CLI::App& app, int& threads) {
       while (cache->next_position() < ctx) {
         const int64_t n = std::min(o->prefill_chunk, ctx - cache->next_position());
         auto ids = at::randint(0, cfg.vocab_size, {1, n}, gen, torch::kInt64);
-        const double t0 = now_s();
+        const double t0 = monotonic_seconds();
         ForwardOptions fo;
         fo.last_only = true;
         model->forward(ids, *cache, fo);
-        prefill_seconds += now_s() - t0;
+        prefill_seconds += monotonic_seconds() - t0;
         prefill_tokens += n;
         std::cerr << "\rprefill " << cache->next_position() << "/" << max_ctx << " tokens, "
                   << static_cast<int64_t>(prefill_tokens / prefill_seconds) << " tok/s" << std::flush;
@@ -94,9 +88,9 @@ void register_model_bench(CLI::App& app, int& threads) {
       ForwardOptions fo;
       fo.last_only = true;
       model->forward(step, *cache, fo);  // warm-up
-      const double t0 = now_s();
+      const double t0 = monotonic_seconds();
       for (int64_t i = 0; i < o->decode_steps; ++i) model->forward(step, *cache, fo);
-      const double per_token = (now_s() - t0) / o->decode_steps;
+      const double per_token = (monotonic_seconds() - t0) / o->decode_steps;
       const double weight_bytes = params * c10::elementSize(dtype);
       const double kv_bytes = static_cast<double>(cache->bytes());
       decode.push_back({{"context", ctx},

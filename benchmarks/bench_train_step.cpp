@@ -1,12 +1,12 @@
 // `echokv-bench train-step`: tokens/s of a full pretraining step (task generation, forward,
 // backward, clipping, AdamW) against a bare forward+backward of the same model on the same
 // token count, measured in one run, at each requested sequence length.
-#include <chrono>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
 #include "bench_commands.h"
+#include "core/clock.h"
 #include "core/files.h"
 #include "core/runtime.h"
 #include "model/random_model.h"
@@ -15,10 +15,6 @@
 #include "train/retrieval_tasks.h"
 
 namespace echokv {
-
-namespace {
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-}  // namespace
 
 void register_train_step_bench(CLI::App& app, int& threads) {
   struct Opts {
@@ -85,9 +81,9 @@ void register_train_step_bench(CLI::App& app, int& threads) {
         f();  // warm-up
         double best = 1e30;
         for (int r = 0; r < o->reps; ++r) {
-          const double t0 = now_s();
+          const double t0 = monotonic_seconds();
           f();
-          best = std::min(best, now_s() - t0);
+          best = std::min(best, monotonic_seconds() - t0);
         }
         return tokens / best;
       };

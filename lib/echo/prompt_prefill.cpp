@@ -1,19 +1,14 @@
 #include "echo/prompt_prefill.h"
 
-#include <chrono>
-
 #include "cache/cache_factory.h"
 #include "compress/compacted_cache.h"
 #include "compress/observation_window.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "model/generate.h"
 
 namespace echokv {
 namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::vector<int64_t> slice(const std::vector<int64_t>& ids, int64_t a, int64_t b) {
   return {ids.begin() + a, ids.begin() + b};
@@ -30,12 +25,12 @@ PreparedPrompt prefill_kvzip(LlamaModel& model, const CacheSelection& sel, const
   PreparedPrompt out;
   auto full = make_full_cache(model, std::max(capacity, n + 1));
   const std::vector<int64_t> context = slice(ids, span.context_begin, span.context_end);
-  double t0 = now_seconds();
+  double t0 = monotonic_seconds();
   torch::Tensor logits;
   if (span.context_end > 0) logits = prefill(model, *full, slice(ids, 0, span.context_end), chunk);
-  out.prefill_seconds = now_seconds() - t0;
+  out.prefill_seconds = monotonic_seconds() - t0;
   std::vector<torch::Tensor> keep;
-  t0 = now_seconds();
+  t0 = monotonic_seconds();
   if (o.level == "head") {
     if (sel.kvzip_head_scores.empty()) throw Error("KVzip head level needs calibration head scores");
     keep = kvzip_keep_heads(sel.kvzip_head_scores, o.ratio, static_cast<int64_t>(context.size()));
@@ -46,7 +41,7 @@ PreparedPrompt prefill_kvzip(LlamaModel& model, const CacheSelection& sel, const
     const auto scores = kvzip_scores(model, *full, span.context_begin, context, prompts);
     keep = kvzip_keep_pairs(scores, o.ratio, o.level == "uniform");
   }
-  out.scoring_seconds = now_seconds() - t0;
+  out.scoring_seconds = monotonic_seconds() - t0;
   if (o.storage == "retain") {
     auto masked = std::make_unique<MaskedFullCache>(std::move(full));
     masked->set_keep(span.context_begin, std::move(keep));
@@ -54,9 +49,9 @@ PreparedPrompt prefill_kvzip(LlamaModel& model, const CacheSelection& sel, const
   } else {
     out.cache = std::make_unique<CompactedCache>(*full, model.rope(), span.context_begin, keep, o.headroom);
   }
-  t0 = now_seconds();
+  t0 = monotonic_seconds();
   if (span.context_end < n) logits = prefill(model, *out.cache, slice(ids, span.context_end, n), chunk);
-  out.prefill_seconds += now_seconds() - t0;
+  out.prefill_seconds += monotonic_seconds() - t0;
   out.logits = logits;
   return out;
 }
@@ -71,7 +66,7 @@ PreparedPrompt prefill_echo_kvzip(LlamaModel& model, const CacheSelection& sel, 
   if (!sel.kvzip_prompts) throw Error("EchoKV x KVzip needs the model's tokenizer for KVzip's repeat prompts");
   PreparedPrompt out;
   const std::vector<int64_t> context = slice(ids, span.context_begin, span.context_end);
-  double t0 = now_seconds();
+  double t0 = monotonic_seconds();
   std::vector<torch::Tensor> per_layer;  // [1, n_context] token scores
   {
     auto full = make_full_cache(model, span.context_end + 1);
@@ -82,14 +77,14 @@ PreparedPrompt prefill_echo_kvzip(LlamaModel& model, const CacheSelection& sel, 
       per_layer.push_back(std::get<0>(s.max(0, true)));
   }
   auto keep = kvzip_keep_pairs(per_layer, sel.kvzip.ratio, false);
-  out.scoring_seconds = now_seconds() - t0;  // includes the full-cache prefill it needs
-  t0 = now_seconds();
+  out.scoring_seconds = monotonic_seconds() - t0;  // includes the full-cache prefill it needs
+  t0 = monotonic_seconds();
   auto echo = make_echo_cache(model, sel, capacity);
   torch::Tensor logits;
   if (span.context_end > 0) logits = prefill(model, *echo, slice(ids, 0, span.context_end), chunk);
   echo->set_token_keep(span.context_begin, std::move(keep));
   if (span.context_end < n) logits = prefill(model, *echo, slice(ids, span.context_end, n), chunk);
-  out.prefill_seconds = now_seconds() - t0;
+  out.prefill_seconds = monotonic_seconds() - t0;
   out.logits = logits;
   out.cache = std::move(echo);
   return out;
@@ -99,15 +94,15 @@ PreparedPrompt prefill_echo_kvzip(LlamaModel& model, const CacheSelection& sel, 
 PreparedPrompt prefill_hybrid(LlamaModel& model, const CacheSelection& sel, const std::vector<int64_t>& ids,
                               int64_t capacity, int64_t chunk) {
   PreparedPrompt out;
-  const double t0 = now_seconds();
+  const double t0 = monotonic_seconds();
   auto echo = make_echo_cache(model, sel, capacity);
   auto wq = prefill_with_window_queries(model, *echo, ids, sel.think.window, chunk);
-  out.prefill_seconds = now_seconds() - t0;
-  const double t1 = now_seconds();
+  out.prefill_seconds = monotonic_seconds() - t0;
+  const double t1 = monotonic_seconds();
   std::vector<torch::Tensor> keys;
   for (int l = 0; l < model.config().num_hidden_layers; ++l) keys.push_back(echo->global_key_features(l));
   echo->prune_key_channels(think_pair_channels(keys, wq.q, sel.think.prune), static_cast<int64_t>(ids.size()) - wq.window);
-  out.scoring_seconds = now_seconds() - t1;
+  out.scoring_seconds = monotonic_seconds() - t1;
   out.logits = wq.logits;
   out.cache = std::move(echo);
   return out;
@@ -125,13 +120,13 @@ PreparedPrompt prefill_prompt(LlamaModel& model, const CacheSelection& sel, cons
   if (sel.kind == "echo_kvzip") return prefill_echo_kvzip(model, sel, ids, span, capacity, chunk);
   if (sel.kind == "hybrid") return prefill_hybrid(model, sel, ids, capacity, chunk);
   PreparedPrompt out;
-  const double t0 = now_seconds();
+  const double t0 = monotonic_seconds();
   if (sel.kind == "snapkv" || sel.kind == "think") {
     auto full = make_full_cache(model, capacity);
     const int64_t window = sel.kind == "snapkv" ? sel.snapkv.window : sel.think.window;
     auto wq = prefill_with_window_queries(model, *full, ids, window, chunk);
-    out.prefill_seconds = now_seconds() - t0;
-    const double t1 = now_seconds();
+    out.prefill_seconds = monotonic_seconds() - t0;
+    const double t1 = monotonic_seconds();
     if (sel.kind == "snapkv") {
       const auto keep = snapkv_keep(*full, wq.q, model.attention_options().scale, sel.snapkv);
       out.cache = std::make_unique<CompactedCache>(*full, model.rope(), 0, keep);
@@ -139,13 +134,13 @@ PreparedPrompt prefill_prompt(LlamaModel& model, const CacheSelection& sel, cons
       auto channels = think_channels(*full, wq.q, sel.think);
       out.cache = std::make_unique<PrunedKeyCache>(std::move(full), n - wq.window, std::move(channels));
     }
-    out.scoring_seconds = now_seconds() - t1;
+    out.scoring_seconds = monotonic_seconds() - t1;
     out.logits = wq.logits;
     return out;
   }
   out.cache = make_cache(model, sel, capacity, 1, n);
   out.logits = prefill(model, *out.cache, ids, chunk);
-  out.prefill_seconds = now_seconds() - t0;
+  out.prefill_seconds = monotonic_seconds() - t0;
   return out;
 }
 

@@ -1,11 +1,11 @@
 #include "eval/eval_runner.h"
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <set>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/progress.h"
@@ -29,10 +29,6 @@ namespace echokv {
 namespace {
 
 namespace fs = std::filesystem;
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Keys of the records already in a predictions file; a torn last line (crash mid-append)
 // is dropped by rewriting the file with the complete records.
@@ -74,11 +70,11 @@ struct WorkItem {
 
 class Progress {
  public:
-  Progress(int64_t total, bool enabled) : total_(total), enabled_(enabled), start_(now_seconds()) {}
+  Progress(int64_t total, bool enabled) : total_(total), enabled_(enabled), start_(monotonic_seconds()) {}
   void step(const std::string& what) {
     ++done_;
     if (!enabled_) return;
-    const double el = now_seconds() - start_;
+    const double el = monotonic_seconds() - start_;
     const double eta = done_ ? el / done_ * (total_ - done_) : 0;
     std::fprintf(stderr, "[eval] %lld/%lld %s | %.1f s/item | elapsed %s | ETA %s\n", (long long)done_, (long long)total_,
                  what.c_str(), done_ ? el / done_ : 0.0, format_duration(el).c_str(), format_duration(eta).c_str());
@@ -345,12 +341,12 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     for (const auto& it : items) {
       for (const auto& m : c.methods) {
         if (done[m.name][it.benchmark].count(it.key)) continue;
-        const double t0 = now_seconds();
+        const double t0 = monotonic_seconds();
         auto record = it.run(selections[m.name]);
         record["benchmark"] = it.benchmark;
         record["key"] = it.key;
         record["method"] = m.name;
-        record["seconds"] = now_seconds() - t0;
+        record["seconds"] = monotonic_seconds() - t0;
         append_jsonl(join_path(join_path(join_path(c.out_dir, "predictions"), m.name), it.benchmark + ".jsonl"), record);
         progress.step(m.name + " " + it.benchmark + " " + it.key);
       }

@@ -1,6 +1,5 @@
 #include "train/pretrainer.h"
 
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +7,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/runtime.h"
@@ -22,10 +22,6 @@ namespace echokv {
 namespace fs = std::filesystem;
 
 namespace {
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::string human_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
@@ -258,9 +254,9 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
             << " threads, " << c.total_steps << " steps of " << c.tokens_per_step << " tokens" << std::endl;
 
   PretrainOutcome outcome;
-  const double run_start = now_seconds();
+  const double run_start = monotonic_seconds();
   int64_t steps_this_run = 0;
-  double window_start = now_seconds();
+  double window_start = monotonic_seconds();
   int64_t window_tokens = 0;
   double window_loss = 0;
   int64_t window_steps = 0;
@@ -270,7 +266,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
   };
 
   while (step < c.total_steps) {
-    const double step_start = now_seconds();
+    const double step_start = monotonic_seconds();
     const CurriculumStage& stage = c.stage_at(step);
     const double lr = learning_rate(c, step);
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
@@ -294,13 +290,13 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
     ++steps_this_run;
     const int64_t step_tokens = micro_steps * micro_b * stage.seq_len;
     tokens_seen += step_tokens;
-    trained_seconds += now_seconds() - step_start;
+    trained_seconds += monotonic_seconds() - step_start;
     window_tokens += step_tokens;
     window_loss += step_loss;
     ++window_steps;
 
     if (step % c.log_every == 0 || step == c.total_steps) {
-      const double elapsed = now_seconds() - window_start;
+      const double elapsed = monotonic_seconds() - window_start;
       const double tps = window_tokens / std::max(elapsed, 1e-9);
       const double eta = (c.total_steps - step) * c.tokens_per_step / std::max(tps, 1e-9);
       const double mean_loss = window_loss / window_steps;
@@ -312,20 +308,20 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
                                 {"tokens_seen", tokens_seen}, {"tokens_per_s", tps}, {"trained_seconds", trained_seconds}}
                      .dump()
               << std::endl;
-      window_start = now_seconds();
+      window_start = monotonic_seconds();
       window_tokens = 0;
       window_loss = 0;
       window_steps = 0;
     }
     const bool stop_now = (run.max_steps_this_run > 0 && steps_this_run >= run.max_steps_this_run) ||
-                          (run.max_seconds_this_run > 0 && now_seconds() - run_start >= run.max_seconds_this_run);
+                          (run.max_seconds_this_run > 0 && monotonic_seconds() - run_start >= run.max_seconds_this_run);
     if (step % c.checkpoint_every == 0 || step == c.total_steps || stop_now) checkpoint(step);
     if (step % c.eval_every == 0 && step < c.total_steps) {
-      const double t0 = now_seconds();
+      const double t0 = monotonic_seconds();
       auto eval = evaluate_pretrained(*model, c, data, /*full=*/false);
-      metrics << nlohmann::json{{"step", step}, {"eval", eval}, {"eval_seconds", now_seconds() - t0}}.dump() << std::endl;
+      metrics << nlohmann::json{{"step", step}, {"eval", eval}, {"eval_seconds", monotonic_seconds() - t0}}.dump() << std::endl;
       std::cerr << "[eval] step " << step << ": " << eval.dump() << std::endl;
-      window_start = now_seconds();
+      window_start = monotonic_seconds();
     }
     if (stop_now) break;
   }
