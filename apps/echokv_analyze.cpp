@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   echokv::prepare_process(argc, argv);
   return echokv::run_app("echokv-analyze", [&]() -> int {
     CLI::App app{"EchoKV-cpp head-similarity analysis"};
+    app.set_version_flag("--version", [] { return echokv::version_text("echokv-analyze"); });
     app.require_subcommand(1);
     std::string config_path, out_dir, model_override;
     echokv::RuntimeFlags rt;

@@ -3,12 +3,14 @@
 #include <iostream>
 
 #include "echokv_eval/commands.h"
+#include "cli/common.h"
 #include "core/runtime.h"
 
 int main(int argc, char** argv) {
   echokv::prepare_process(argc, argv);
   return echokv::run_app("echokv-eval", [&]() -> int {
     CLI::App app{"EchoKV-cpp evaluation and inference"};
+    app.set_version_flag("--version", [] { return echokv::version_text("echokv-eval"); });
     app.require_subcommand(0, 1);
     std::string config;
     bool score_only = false, quiet = false;

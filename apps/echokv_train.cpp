@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   echokv::prepare_process(argc, argv);
   return echokv::run_app("echokv-train", [&]() -> int {
     CLI::App app{"EchoKV-cpp training"};
+    app.set_version_flag("--version", [] { return echokv::version_text("echokv-train"); });
     app.require_subcommand(1);
     std::string config_path;
     echokv::PretrainRunOptions run;

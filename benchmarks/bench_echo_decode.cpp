@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/files.h"
 #include "core/runtime.h"
+#include "core/torch_compat.h"
 #include "echo/echo_cache.h"
 #include "model/random_model.h"
 
@@ -26,7 +27,7 @@ void register_echo_decode_bench(CLI::App& app, int& threads) {
     std::vector<double> ratios = {0.7, 0.5, 0.3};
     int64_t decode_steps = 8, prefill_chunk = 512;
     EchoCacheOptions echo;
-    std::string out;
+    std::string out, device = "cpu", dtype = "float32";
   };
   auto o = std::make_shared<Opts>();
   o->cfg = eight_b_shaped_layers();
@@ -42,12 +43,16 @@ void register_echo_decode_bench(CLI::App& app, int& threads) {
   cmd->add_option("--decode-steps", o->decode_steps)->capture_default_str();
   cmd->add_option("--prefill-chunk", o->prefill_chunk)->capture_default_str();
   cmd->add_option("--echo-chunk", o->echo.chunk_tokens)->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu, cuda, cuda:N")->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "compute dtype: float32, bfloat16 (float16 on CUDA)")->capture_default_str();
   cmd->add_option("--out", o->out, "write the JSON here too (atomically)");
   cmd->callback([o, &threads]() {
     const int used = configure_threads(threads);
+    const torch::Device device = parse_device(o->device);
+    const auto dtype = parse_compute_dtype(o->dtype, device);
     ModelConfig& cfg = o->cfg;
     cfg.max_position_embeddings = 1 << 20;
-    auto model = LlamaModel::from_tensors(cfg, random_llama_tensors(cfg, 1), torch::kCPU, torch::kFloat32, "<bench>");
+    auto model = LlamaModel::from_tensors(cfg, random_llama_tensors(cfg, 1), device, dtype, "<bench>");
     torch::NoGradGuard ng;
     const PlanShape shape{cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim};
     struct Method {
@@ -60,18 +65,19 @@ void register_echo_decode_bench(CLI::App& app, int& threads) {
                          std::make_shared<Reconstructor>(HeadPlan::paper_for_ratio(shape, r, cfg.head_dim / 2), true, 7)});
     nlohmann::json rows = nlohmann::json::array();
     for (int64_t ctx : o->contexts) {
-      auto ids = torch::randint(0, cfg.vocab_size, {1, ctx + o->decode_steps}, torch::kInt64);
+      auto ids = torch::randint(0, cfg.vocab_size, {1, ctx + o->decode_steps}, torch::kInt64).to(device);
       double full_ms = 0;
       for (const auto& m : methods) {
         const double rss_before = current_rss_mib();
         const bool reset = reset_peak_rss();
+        compat::reset_device_peak(device);
         std::unique_ptr<KVCache> cache;
         if (!m.recon) {
           cache = make_full_cache(*model, ctx + o->decode_steps);
         } else {
           EchoCacheOptions eo = o->echo;
           eo.capacity = ctx + o->decode_steps;
-          cache = std::make_unique<EchoCache>(cfg, model->rope(), m.recon, 1, eo, torch::kCPU, torch::kFloat32);
+          cache = std::make_unique<EchoCache>(cfg, model->rope(), m.recon, 1, eo, device, dtype);
         }
         const double t0 = monotonic_seconds();
         for (int64_t s = 0; s < ctx; s += o->prefill_chunk) {
@@ -79,8 +85,10 @@ void register_echo_decode_bench(CLI::App& app, int& threads) {
           fo.last_only = true;
           model->forward(ids.narrow(1, s, std::min(o->prefill_chunk, ctx - s)), *cache, fo);
         }
+        compat::synchronize(device);
         const double prefill_s = monotonic_seconds() - t0;
         const double peak = peak_rss_mib();
+        const double device_peak = double(compat::device_peak_allocated_bytes(device)) / 1048576.0;
         auto* echo = dynamic_cast<EchoCache*>(cache.get());
         const double rebuild_before = echo ? echo->rebuild_seconds() : 0;
         const double t1 = monotonic_seconds();
@@ -89,6 +97,7 @@ void register_echo_decode_bench(CLI::App& app, int& threads) {
           fo.last_only = true;
           model->forward(ids.narrow(1, ctx + i, 1), *cache, fo);
         }
+        compat::synchronize(device);
         const double decode_ms = (monotonic_seconds() - t1) * 1000.0 / double(o->decode_steps);
         if (!m.recon) full_ms = decode_ms;
         nlohmann::json row = {{"context", ctx},
@@ -96,6 +105,7 @@ void register_echo_decode_bench(CLI::App& app, int& threads) {
                               {"prefill_seconds", prefill_s},
                               {"prefill_peak_rss_mib", reset ? peak : -1.0},
                               {"prefill_peak_rss_over_start_mib", reset ? peak - rss_before : -1.0},
+                              {"prefill_peak_device_mib", device_peak},
                               {"decode_ms_per_token", decode_ms},
                               {"decode_tokens_per_second", 1000.0 / decode_ms},
                               {"decode_vs_full", decode_ms / full_ms},
@@ -109,6 +119,7 @@ void register_echo_decode_bench(CLI::App& app, int& threads) {
       }
     }
     nlohmann::json result = {{"bench", "echo-decode"},
+                             {"environment", bench_environment(device, dtype, used)},
                              {"threads", used},
                              {"model",
                               {{"layers", cfg.num_hidden_layers},

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/calibration.h"
+#include "bench/machine.h"
 #include "bench_commands.h"
 #include "cache/cache_factory.h"
 #include "core/clock.h"
@@ -67,6 +68,7 @@ void register_echo_train_bench(CLI::App& app, int& threads) {
     const double s1 = timed(stage_steps(1));
     const double s2 = timed(stage_steps(2));
     nlohmann::json result = {{"bench", "echo-train"},
+                             {"environment", bench_environment(torch::kCPU, torch::kFloat32, used)},
                              {"config", o->config},
                              {"model", c.model},
                              {"threads", used},

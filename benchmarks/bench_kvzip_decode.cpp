@@ -114,6 +114,7 @@ void register_kvzip_decode_bench(CLI::App& app, int& threads) {
       }
     }
     nlohmann::json result = {{"bench", "kvzip-decode"},
+                             {"environment", bench_environment(torch::kCPU, torch::kFloat32, used)},
                              {"threads", used},
                              {"model",
                               {{"layers", cfg.num_hidden_layers},

@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/files.h"
 #include "core/runtime.h"
+#include "core/torch_compat.h"
 #include "model/random_model.h"
 
 namespace echokv {
@@ -23,6 +24,7 @@ void register_model_bench(CLI::App& app, int& threads) {
     int64_t prefill_chunk = 512;
     std::string out;
     std::string dtype = "float32";
+    std::string device = "cpu";
   };
   auto o = std::make_shared<Opts>();
   o->cfg.num_hidden_layers = 8;
@@ -40,7 +42,8 @@ void register_model_bench(CLI::App& app, int& threads) {
   cmd->add_option("--contexts", o->contexts, "decode contexts")->delimiter(',')->capture_default_str();
   cmd->add_option("--decode-steps", o->decode_steps)->capture_default_str();
   cmd->add_option("--prefill-chunk", o->prefill_chunk)->capture_default_str();
-  cmd->add_option("--dtype", o->dtype)->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "compute dtype: float32, bfloat16 (float16 on CUDA)")->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu, cuda, cuda:N")->capture_default_str();
   cmd->add_option("--out", o->out, "write the JSON here too (atomically)");
   cmd->callback([o, &threads]() {
     const int used_threads = configure_threads(threads);
@@ -49,12 +52,16 @@ void register_model_bench(CLI::App& app, int& threads) {
     cfg.max_position_embeddings = 1 << 20;
     std::sort(o->contexts.begin(), o->contexts.end());
     nlohmann::json result;
-    std::cerr << "measuring float32 GEMM ceiling...\n";
+    const torch::Device device = parse_device(o->device);
+    auto dtype = parse_compute_dtype(o->dtype, device);
+    result["environment"] = bench_environment(device, dtype, used_threads);
+    std::cerr << "measuring GEMM ceiling...\n";
     result["machine"] = {{"threads", used_threads},
                          {"gemm_f32_gflops", measure_gemm_gflops()},
                          {"gemv_f32_gb_per_s", measure_gemv_gb_per_s()}};
-    auto dtype = parse_compute_dtype(o->dtype, torch::kCPU);
-    auto model = make_random_model(cfg, 1234, torch::kCPU, dtype);
+    if (!device.is_cpu() || dtype != torch::kFloat32)
+      result["machine"]["gemm_device_dtype_gflops"] = measure_gemm_gflops(4096, 5, device, dtype);
+    auto model = make_random_model(cfg, 1234, device, dtype);
     const double params = static_cast<double>(model->parameter_count());
     result["model"] = {{"layers", cfg.num_hidden_layers}, {"hidden", cfg.hidden_size},
                        {"heads", cfg.num_attention_heads}, {"kv_heads", cfg.num_key_value_heads},
@@ -73,23 +80,26 @@ void register_model_bench(CLI::App& app, int& threads) {
       // Prefill up to `ctx` in chunks (timed), then decode `decode_steps` tokens (timed).
       while (cache->next_position() < ctx) {
         const int64_t n = std::min(o->prefill_chunk, ctx - cache->next_position());
-        auto ids = at::randint(0, cfg.vocab_size, {1, n}, gen, torch::kInt64);
+        auto ids = at::randint(0, cfg.vocab_size, {1, n}, gen, torch::kInt64).to(device);
         const double t0 = monotonic_seconds();
         ForwardOptions fo;
         fo.last_only = true;
         model->forward(ids, *cache, fo);
+        compat::synchronize(device);
         prefill_seconds += monotonic_seconds() - t0;
         prefill_tokens += n;
         std::cerr << "\rprefill " << cache->next_position() << "/" << max_ctx << " tokens, "
                   << static_cast<int64_t>(prefill_tokens / prefill_seconds) << " tok/s" << std::flush;
       }
       std::cerr << "\n";
-      auto step = torch::zeros({1, 1}, torch::kInt64);
+      auto step = torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kInt64).device(device));
       ForwardOptions fo;
       fo.last_only = true;
       model->forward(step, *cache, fo);  // warm-up
+      compat::synchronize(device);
       const double t0 = monotonic_seconds();
       for (int64_t i = 0; i < o->decode_steps; ++i) model->forward(step, *cache, fo);
+      compat::synchronize(device);
       const double per_token = (monotonic_seconds() - t0) / o->decode_steps;
       const double weight_bytes = params * c10::elementSize(dtype);
       const double kv_bytes = static_cast<double>(cache->bytes());
@@ -110,6 +120,7 @@ void register_model_bench(CLI::App& app, int& threads) {
                                                           result["machine"]["gemm_f32_gflops"].get<double>()}};
     result["decode"] = decode;
     result["peak_rss_mib"] = peak_rss_mib();
+    result["peak_device_mib"] = double(compat::device_peak_allocated_bytes(device)) / 1048576.0;
     const std::string text = result.dump(2);
     std::cout << text << std::endl;
     if (!o->out.empty()) write_text_atomic(o->out, text + "\n");

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/machine.h"
 #include "bench_commands.h"
 #include "core/error.h"
 #include "core/files.h"
@@ -56,7 +57,7 @@ void register_tokenizer_bench(CLI::App& app) {
     const bool round_trip = tok->decode(ids) == text;
     const double decode_s = seconds_since(t0);
     const double mb = text.size() / 1e6;
-    nlohmann::json result = {{"tokenizer", o->tokenizer}, {"kind", tok->kind()}, {"bytes", text.size()},
+    nlohmann::json result = {{"environment", bench_environment(torch::kCPU, torch::kFloat32, 1)}, {"tokenizer", o->tokenizer}, {"kind", tok->kind()}, {"bytes", text.size()},
                              {"tokens", ids.size()}, {"load_seconds", load_s},
                              {"encode_cold_mb_per_s", mb / cold_s}, {"encode_warm_mb_per_s", mb / warm_s},
                              {"encode_cold_tokens_per_s", ids.size() / cold_s},

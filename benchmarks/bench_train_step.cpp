@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/machine.h"
 #include "bench_commands.h"
 #include "core/clock.h"
 #include "core/files.h"
@@ -93,7 +94,7 @@ void register_train_step_bench(CLI::App& app, int& threads) {
       rows.push_back({{"seq_len", t}, {"tokens_per_step", tokens}, {"forward_backward_tokens_per_s", bare_tps},
                       {"train_step_tokens_per_s", step_tps}, {"step_over_forward_backward", step_tps / bare_tps}});
     }
-    nlohmann::json result = {{"config", o->config}, {"threads", used}, {"parameters", model->parameter_count()},
+    nlohmann::json result = {{"environment", bench_environment(torch::kCPU, torch::kFloat32, used)}, {"config", o->config}, {"threads", used}, {"parameters", model->parameter_count()},
                              {"results", rows}};
     std::cout << result.dump(2) << std::endl;
     if (!o->out.empty()) write_text_atomic(o->out, result.dump(2) + "\n");

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   echokv::prepare_process(argc, argv);
   return echokv::run_app("echokv-bench", [&]() -> int {
     CLI::App app{"EchoKV-cpp benchmarks (JSON output)"};
+    app.set_version_flag("--version", [] { return echokv::version_text("echokv-bench"); });
     app.require_subcommand(1);
     int threads = 0;
     app.add_option("--threads", threads, "CPU threads (0 = ECHOKV_THREADS or all cores)");

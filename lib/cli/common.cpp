@@ -5,9 +5,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/blas_core.h"
 #include "core/error.h"
+#include "core/torch_compat.h"
+#include "echokv_build_config.h"
 
 namespace echokv {
+
+std::string version_text(const std::string& app) {
+  const auto blas = blas_info();
+  return app + " (EchoKV-cpp) " + ECHOKV_VERSION + "\nLibTorch " + compat::torch_version() +
+         (compat::built_with_cuda() ? " with CUDA" : " (CPU only)") +
+         (compat::kHasFusedAttention ? ", fused attention" : ", no fused attention") + "\nBLAS: " + blas.library +
+         "\nBLAS core: " + (blas.core.empty() ? "unknown" : blas.core) + " (" + blas.detail + ")";
+}
 
 int run_app(const std::string& app, const std::function<int()>& body) {
   try {

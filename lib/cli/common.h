@@ -13,6 +13,9 @@ struct RuntimeFlags {
   std::string dtype = "float32";
 };
 
+// What `--version` prints: version, LibTorch (and whether it has CUDA), BLAS library and core.
+std::string version_text(const std::string& app);
+
 // Runs `body`, printing "<app>: error: <message>" and returning 1 on any exception.
 int run_app(const std::string& app, const std::function<int()>& body);
 

@@ -5,14 +5,21 @@
 #include <cstdlib>
 #include <thread>
 
+#include "core/blas_core.h"
 #include "core/error.h"
 
 namespace echokv {
 
 void prepare_process(int argc, char** argv) {
   (void)argc;
-  if (std::getenv("OMP_WAIT_POLICY")) return;
-  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  bool reexec = false;
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    reexec = true;
+  }
+  if (choose_blas_core_before_exec()) reexec = true;
+  if (!reexec && verify_chosen_blas_core()) reexec = true;
+  if (!reexec) return;
   char path[4096];
   const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
   if (n <= 0) return;  // cannot re-exec: run with the default policy

@@ -8,7 +8,8 @@ namespace echokv {
 // Call first in main(). OpenMP workers that spin after each parallel region starve
 // OpenBLAS's own threads on small machines (measured: training 1.6x slower, 10x the system
 // time). libgomp reads OMP_WAIT_POLICY only at load time, so when it is unset the process
-// sets it to PASSIVE and re-executes itself once.
+// sets it to PASSIVE and re-executes itself once. In the same re-execution it selects the
+// OpenBLAS kernels the CPU supports when OpenBLAS fell back to generic ones (core/blas_core.h).
 void prepare_process(int argc, char** argv);
 
 // Sets LibTorch's intra-op thread count. threads <= 0 means: ECHOKV_THREADS if set,

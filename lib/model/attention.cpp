@@ -1,10 +1,15 @@
 #include "model/attention.h"
 
+#include <atomic>
 #include <limits>
+
+#include "core/torch_compat.h"
 
 namespace echokv {
 
 namespace {
+
+std::atomic<int64_t> fused_calls{0};
 
 // Boolean [Tq, n] "may attend" mask, or undefined when every pair is allowed.
 torch::Tensor block_mask(const QueryPositions& qpos, const KVBlock& block, const AttentionOptions& opt) {
@@ -79,15 +84,14 @@ torch::Tensor attend_blocks(const torch::Tensor& q, const QueryPositions& qpos,
       om.copy_(new_max);
       return;
     }
-#if TORCH_VERSION_MAJOR >= 2
-    if (block.is_only && !block.bias.defined() && !block.v_latent.defined()) {
-      c10::optional<at::Tensor> mask;
+    if (opt.fused && compat::kHasFusedAttention && block.is_only && !block.bias.defined() && !block.v_latent.defined()) {
+      torch::Tensor mask;
       if (allowed.defined()) mask = allowed.repeat({g, 1});  // [G*Tq, n]
-      single_result = at::scaled_dot_product_attention(qg, block.k.to(q.scalar_type()),
-                                                       block.v.to(q.scalar_type()), mask, 0.0, false);
+      single_result = compat::fused_attention(qg, block.k.to(q.scalar_type()), block.v.to(q.scalar_type()), mask,
+                                              /*causal=*/false, opt.scale);
+      fused_calls.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-#endif
     // Scale q (small) rather than the scores: one less pass over [G*Tq, n], and the same
     // rounding order as the float32 reference within its 1e-4.
     auto scores = torch::matmul(qg_scaled, block.k.to(q.scalar_type()).transpose(-1, -2)).to(torch::kFloat32);
@@ -124,6 +128,8 @@ torch::Tensor attend_blocks(const torch::Tensor& q, const QueryPositions& qpos,
   if (!out.defined()) return torch::zeros_like(q);
   return (out / row_sum).to(q.scalar_type()).view({b, hq, tq, d});
 }
+
+int64_t fused_attention_calls() { return fused_calls.load(std::memory_order_relaxed); }
 
 torch::Tensor attend(const torch::Tensor& q, const QueryPositions& qpos, KVCache& cache, int layer,
                      const AttentionOptions& options) {

@@ -4,6 +4,8 @@
 #include <map>
 #include <tuple>
 
+#include "core/torch_compat.h"
+
 namespace echokv {
 
 namespace {
@@ -25,10 +27,24 @@ torch::Tensor additive_causal_mask(int64_t t, int64_t g, std::optional<int64_t> 
   return mask;
 }
 
+// The fused kernel (LibTorch >= 2.1; its CPU flash kernel has a backward): KV heads repeated
+// to the query heads in HF's repeat_kv order (q head h reads KV head h / G).
+torch::Tensor fused_causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale,
+                                     std::optional<int64_t> window) {
+  const int64_t g = q.size(1) / k.size(1), t = q.size(2);
+  auto kk = g == 1 ? k : k.repeat_interleave(g, 1);  // [B, Hq, T, D]
+  auto vv = g == 1 ? v : v.repeat_interleave(g, 1);
+  if (!window) return compat::fused_attention(q, kk, vv, {}, /*causal=*/true, scale);
+  auto pos = torch::arange(t, torch::TensorOptions().dtype(torch::kInt64).device(q.device()));
+  auto allowed = (pos.unsqueeze(0) <= pos.unsqueeze(1)) & ((pos.unsqueeze(1) - pos.unsqueeze(0)) < *window);  // [T, T]
+  return compat::fused_attention(q, kk, vv, allowed, /*causal=*/false, scale);
+}
+
 }  // namespace
 
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale,
                                std::optional<int64_t> sliding_window) {
+  if (compat::kHasFusedAttention) return fused_causal_attention(q, k, v, scale, sliding_window);
   const int64_t b = q.size(0), hq = q.size(1), t = q.size(2), d = q.size(3), hkv = k.size(1), g = hq / hkv;
   // Queries of one KV head's group stacked: [B*Hkv, G*T, D] against [B*Hkv, T, D].
   auto qg = (q * scale).reshape({b * hkv, g * t, d});

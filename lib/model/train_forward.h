@@ -8,7 +8,8 @@
 
 namespace echokv {
 
-// q: [B, Hq, T, D], k, v: [B, Hkv, T, D] (RoPE applied) -> [B, Hq, T, D]; causal, GQA.
+// q: [B, Hq, T, D], k, v: [B, Hkv, T, D] (RoPE applied) -> [B, Hq, T, D]; causal, GQA. The
+// fused kernel where LibTorch has one (core/torch_compat.h), else baddbmm + softmax + bmm.
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale,
                                std::optional<int64_t> sliding_window = std::nullopt);
 

@@ -51,7 +51,9 @@ std::vector<std::string> split_paragraphs(const std::string& text, bool fortune)
   return out;
 }
 
-std::vector<std::string> source_files(const CorpusSource& s) {
+}  // namespace
+
+std::vector<std::string> corpus_source_files(const CorpusSource& s) {
   namespace fs = std::filesystem;
   if (!fs::exists(s.path)) fail(s.path, "corpus source '" + s.name + "' does not exist (is its Debian package installed?)");
   if (!fs::is_directory(s.path)) return {s.path};
@@ -65,8 +67,6 @@ std::vector<std::string> source_files(const CorpusSource& s) {
   std::sort(files.begin(), files.end());
   return files;
 }
-
-}  // namespace
 
 std::string clean_paragraph(const std::string& p) {
   std::string out;
@@ -107,7 +107,7 @@ CorpusStats build_corpus(const CorpusOptions& options, const std::string& dir) {
   for (const auto& source : options.sources) {
     if (source.format != "dictd" && source.format != "fortune" && source.format != "text")
       fail(source.path, "corpus source format '" + source.format + "' (expected dictd, fortune or text)");
-    for (const auto& file : source_files(source)) {
+    for (const auto& file : corpus_source_files(source)) {
       auto paragraphs = split_paragraphs(read_maybe_gzip(file), source.format == "fortune");
       std::string doc;
       auto emit = [&]() {

@@ -12,6 +12,7 @@ struct CorpusSource {
   std::string name;
   std::string path;    // .dict.dz / .dict (dictd) or a fortune file or a folder of them
   std::string format;  // "dictd" | "fortune" | "text"
+  std::string package;  // the Debian package that installs it ("" if none): recorded in the lock
 };
 
 struct CorpusOptions {
@@ -27,6 +28,10 @@ struct CorpusStats {
 // Writes <dir>/train.jsonl, <dir>/heldout.jsonl ({"source", "text"} per line) and
 // <dir>/tokenizer_input.txt (training paragraphs, one per line). Atomic per file.
 CorpusStats build_corpus(const CorpusOptions& options, const std::string& dir);
+
+// The files a source reads, in the order it reads them (a folder: its regular files sorted,
+// fortune index files .dat/.u8 left out). Errors name the path when it does not exist.
+std::vector<std::string> corpus_source_files(const CorpusSource& source);
 
 // Reads the "text" fields of a JSONL file (errors name the file and line).
 std::vector<std::string> read_jsonl_texts(const std::string& path);

@@ -175,7 +175,6 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
   lo.dtype = c.dtype;
   auto model = LlamaModel::load(c.model, lo);
   const auto& mc = model->config();
-  const int L = int(mc.num_hidden_layers);
   const HeadPlan plan = echo_plan_for(c, mc);
   if (plan.is_full()) fail(c.source, "the plan keeps every layer whole: nothing to train");
 

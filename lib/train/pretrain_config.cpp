@@ -1,5 +1,7 @@
 #include "train/pretrain_config.h"
 
+#include <cstdlib>
+
 #include <cmath>
 
 #include "core/error.h"
@@ -36,7 +38,14 @@ PretrainConfig PretrainConfig::load(const std::string& path) {
     CorpusSource src;
     src.name = s.require<std::string>("name");
     src.path = s.require<std::string>("path");
+    // ECHOKV_DATA_ROOT relocates absolute source paths (a machine where the Debian data
+    // packages are unpacked under a folder, e.g. the GPU bundle); content is still checked
+    // against the lock.
+    if (const char* data_root = std::getenv("ECHOKV_DATA_ROOT"); data_root && *data_root && !src.path.empty() &&
+        src.path[0] == '/')
+      src.path = std::string(data_root) + src.path;
     src.format = s.require<std::string>("format");
+    src.package = s.get<std::string>("package", "");
     s.finish();
     c.corpus.sources.push_back(src);
   }

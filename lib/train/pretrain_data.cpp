@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "train/corpus.h"
+#include "train/corpus_sources.h"
 
 namespace echokv {
 
@@ -65,6 +66,7 @@ PretrainData prepare_pretrain_data(const PretrainConfig& c) { return prepare_pre
 PretrainData prepare_pretrain_data(const PretrainConfig& c, bool heldout_only) {
   namespace fs = std::filesystem;
   const std::string corpus_dir = join_path(c.work_dir, "corpus");
+  check_corpus_sources(c.corpus, join_path(c.work_dir, "corpus-sources.json"));
   if (!file_exists(join_path(corpus_dir, "heldout.jsonl"))) {
     std::cerr << "[prepare] building corpus in " << corpus_dir << "..." << std::endl;
     auto stats = build_corpus(c.corpus, corpus_dir);

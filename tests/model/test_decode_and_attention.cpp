@@ -20,15 +20,20 @@ torch::Tensor random_ids(int64_t n, int64_t vocab, uint64_t seed) {
 }
 
 TEST(Decode, IncrementalDecodeEqualsFullRecompute) {
-  auto model = make_random_model(tiny_config(), 7);
-  auto ids = random_ids(50, 97, 1);
-  auto full = model->forward(ids, *make_full_cache(*model, 50));  // [1, 50, V]
-  auto cache = make_full_cache(*model, 4);  // grows while decoding
-  auto prompt = model->forward(ids.narrow(1, 0, 20), *cache);
-  std::vector<torch::Tensor> steps = {prompt};
-  for (int64_t t = 20; t < 50; ++t) steps.push_back(model->forward(ids.narrow(1, t, 1), *cache));
-  EXPECT_LE(max_abs_diff(torch::cat(steps, 1), full), 1e-4);
-  EXPECT_EQ(cache->next_position(), 50);
+  for (const auto& device : test_devices()) {
+    for (const auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+      auto model = make_random_model(tiny_config(), 7, device, dtype);
+      auto ids = random_ids(50, 97, 1).to(device);
+      auto full = model->forward(ids, *make_full_cache(*model, 50));  // [1, 50, V]
+      auto cache = make_full_cache(*model, 4);  // grows while decoding
+      auto prompt = model->forward(ids.narrow(1, 0, 20), *cache);
+      std::vector<torch::Tensor> steps = {prompt};
+      for (int64_t t = 20; t < 50; ++t) steps.push_back(model->forward(ids.narrow(1, t, 1), *cache));
+      const double scale = full.abs().max().item<double>();
+      EXPECT_LE(max_abs_diff(torch::cat(steps, 1), full), logit_tolerance(dtype, scale)) << device << " " << dtype;
+      EXPECT_EQ(cache->next_position(), 50);
+    }
+  }
 }
 
 TEST(Decode, MultiBlockOnlineSoftmaxEqualsSingleBlock) {

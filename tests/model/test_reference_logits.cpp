@@ -37,11 +37,15 @@ class ReferenceFixture : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ReferenceFixture, LogitsMatchReferenceFloat32) {
   const std::string dir = require_fixture("fixtures/reference/" + GetParam());
-  auto model = LlamaModel::load(dir);
   auto expected = load_safetensors(dir + "/expected.safetensors");
-  auto logits = full_logits(*model, expected.at("input_ids"));
-  ASSERT_EQ(logits.sizes(), expected.at("logits").sizes());
-  EXPECT_LE(max_abs_diff(logits, expected.at("logits")), kF32Tolerance);
+  for (const auto& device : echokv::testing::test_devices()) {
+    LoadOptions lo;
+    lo.device = device.str();
+    auto model = LlamaModel::load(dir, lo);
+    auto logits = full_logits(*model, expected.at("input_ids").to(device)).cpu();
+    ASSERT_EQ(logits.sizes(), expected.at("logits").sizes());
+    EXPECT_LE(max_abs_diff(logits, expected.at("logits")), kF32Tolerance) << device;
+  }
 }
 
 TEST_P(ReferenceFixture, GreedyTokensMatchReferenceExactly) {
@@ -55,16 +59,20 @@ TEST_P(ReferenceFixture, GreedyTokensMatchReferenceExactly) {
 
 TEST_P(ReferenceFixture, ChunkedPrefillMatchesOneShot) {
   const std::string dir = require_fixture("fixtures/reference/" + GetParam());
-  auto model = LlamaModel::load(dir);
   auto expected = load_safetensors(dir + "/expected.safetensors");
-  auto ids = expected.at("input_ids").view({1, -1});
-  auto cache = make_full_cache(*model, 8);  // small capacity: exercises growth too
-  std::vector<torch::Tensor> parts;
-  for (int64_t s = 0; s < ids.size(1); s += 7) {
-    auto piece = ids.narrow(1, s, std::min<int64_t>(7, ids.size(1) - s));
-    parts.push_back(model->forward(piece, *cache)[0]);
+  for (const auto& device : echokv::testing::test_devices()) {
+    LoadOptions lo;
+    lo.device = device.str();
+    auto model = LlamaModel::load(dir, lo);
+    auto ids = expected.at("input_ids").view({1, -1}).to(device);
+    auto cache = make_full_cache(*model, 8);  // small capacity: exercises growth too
+    std::vector<torch::Tensor> parts;
+    for (int64_t s = 0; s < ids.size(1); s += 7) {
+      auto piece = ids.narrow(1, s, std::min<int64_t>(7, ids.size(1) - s));
+      parts.push_back(model->forward(piece, *cache)[0]);
+    }
+    EXPECT_LE(max_abs_diff(torch::cat(parts, 0).cpu(), expected.at("logits")), kF32Tolerance) << device;
   }
-  EXPECT_LE(max_abs_diff(torch::cat(parts, 0), expected.at("logits")), kF32Tolerance);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceFixture,

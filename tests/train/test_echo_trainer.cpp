@@ -58,7 +58,13 @@ TEST(EchoObjectives, ExactWindowAttentionEqualsModelAttention) {
   AttentionOptions opts;
   opts.scale = 1.0 / std::sqrt(double(D));
   auto want = attend_blocks(q, qpos, [&](const std::function<void(const KVBlock&)>& visit) {
-    KVBlock b{k, v, torch::arange(T), 0, T - 1, {}, true};
+    KVBlock b;
+    b.k = k;
+    b.v = v;
+    b.positions = torch::arange(T);
+    b.min_position = 0;
+    b.max_position = T - 1;
+    b.is_only = true;
     visit(b);
   }, opts);
   // Rebuilt == exact: plain causal attention whatever the window.
