@@ -31,7 +31,7 @@ torch::Tensor sequence_logits(LlamaModel& model, const std::vector<int64_t>& ids
   check_ids_in_vocab(model, ids);
   const int64_t n = static_cast<int64_t>(ids.size());
   if (chunk <= 0) chunk = n;
-  auto all = torch::tensor(ids, torch::kInt64).view({1, n});
+  auto all = torch::tensor(ids, torch::kInt64).view({1, n}).to(model.device());
   std::vector<torch::Tensor> parts;
   for (int64_t s = 0; s < n; s += chunk)
     parts.push_back(model.forward(all.narrow(1, s, std::min(chunk, n - s)), cache)[0].to(torch::kCPU));

@@ -28,16 +28,18 @@ torch::Tensor low_rank_logits(LlamaModel& model, const LowRankOptions& o, const 
 }  // namespace
 
 TEST(LowRankCache, FullRankEqualsTheFullCache) {
-  auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
-  const auto ids = stories260k_sampled_ids(0, 96);
-  auto full = sequence_logits(*model, ids, 16);
-  double ratio = 0;
-  LowRankOptions o;
-  o.ratio = 1.0;
-  EXPECT_LE(max_abs_diff(full, low_rank_logits(*model, o, ids, &ratio)), 1e-4);
-  EXPECT_DOUBLE_EQ(ratio, 1.0);
-  o.group_heads = 1;  // per-head SVD, still full rank
-  EXPECT_LE(max_abs_diff(full, low_rank_logits(*model, o, ids)), 1e-4);
+  for (const auto& device : test_devices()) {
+    auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), device.str(), "float32", 1);
+    const auto ids = stories260k_sampled_ids(0, 96);
+    auto full = sequence_logits(*model, ids, 16);
+    double ratio = 0;
+    LowRankOptions o;
+    o.ratio = 1.0;
+    EXPECT_LE(max_abs_diff(full, low_rank_logits(*model, o, ids, &ratio)), 1e-4) << device;
+    EXPECT_DOUBLE_EQ(ratio, 1.0);
+    o.group_heads = 1;  // per-head SVD, still full rank
+    EXPECT_LE(max_abs_diff(full, low_rank_logits(*model, o, ids)), 1e-4) << device;
+  }
 }
 
 TEST(LowRankCache, RankRIsTheModelWithRankRProjections) {

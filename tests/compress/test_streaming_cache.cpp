@@ -17,7 +17,7 @@ namespace {
 
 torch::Tensor streaming_logits(LlamaModel& model, int64_t sink, int64_t window, const std::vector<int64_t>& ids,
                                int64_t chunk, double* ratio = nullptr) {
-  StreamingCache cache(model.config(), model.rope(), 1, sink, window, torch::kCPU, torch::kFloat32);
+  StreamingCache cache(model.config(), model.rope(), 1, sink, window, model.device(), model.dtype());
   auto logits = sequence_logits(model, ids, chunk, cache);
   if (ratio) *ratio = static_cast<double>(cache.bytes()) / static_cast<double>(cache.full_bytes());
   return logits;
@@ -26,11 +26,14 @@ torch::Tensor streaming_logits(LlamaModel& model, int64_t sink, int64_t window, 
 }  // namespace
 
 TEST(StreamingCache, WithRoomForEverythingItIsTheFullCache) {
-  auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
-  const auto ids = stories260k_sampled_ids(1, 64);
-  double ratio = 0;
-  EXPECT_LE(max_abs_diff(sequence_logits(*model, ids, 16), streaming_logits(*model, 4, 60, ids, 16, &ratio)), 1e-4);
-  EXPECT_DOUBLE_EQ(ratio, 1.0);
+  for (const auto& device : test_devices()) {
+    auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), device.str(), "float32", 1);
+    const auto ids = stories260k_sampled_ids(1, 64);
+    double ratio = 0;
+    EXPECT_LE(max_abs_diff(sequence_logits(*model, ids, 16), streaming_logits(*model, 4, 60, ids, 16, &ratio)), 1e-4)
+        << device;
+    EXPECT_DOUBLE_EQ(ratio, 1.0);
+  }
 }
 
 TEST(StreamingCache, NoSinkWindowWDecodesLikeASlidingWindowModel) {

@@ -11,12 +11,15 @@
 namespace echokv::testing {
 
 struct ExactEchoModel {
+  torch::Device device = torch::kCPU;
   ModelConfig config = tiny_config();
   std::shared_ptr<LlamaModel> model;
   std::shared_ptr<Reconstructor> recon;
 
   // compress_keys = false: a values-only plan (every key layer global).
-  ExactEchoModel(uint64_t weight_seed, uint64_t map_seed, bool compress_keys = true) {
+  ExactEchoModel(uint64_t weight_seed, uint64_t map_seed, bool compress_keys = true,
+                 torch::Device device_ = torch::kCPU)
+      : device(device_) {
     auto tensors = random_llama_tensors(config, weight_seed);
     const int64_t D = config.head_dim, F = config.kv_dim();
     HeadPlan plan = HeadPlan::full(PlanShape{config.num_hidden_layers, config.num_key_value_heads, D});
@@ -41,7 +44,7 @@ struct ExactEchoModel {
         map.slice(1, F, F + D).copy_(a);
         maps["layers." + std::to_string(l) + "." + kv_kind_name(kind) + ".weight"] = map;
       }
-    model = LlamaModel::from_tensors(config, tensors, torch::kCPU, torch::kFloat32);
+    model = LlamaModel::from_tensors(config, tensors, device, torch::kFloat32);
     plan.strategy = "exact-by-construction";
     recon = std::make_shared<Reconstructor>(plan, false, 0);
     recon->load_tensors(maps, "test maps");
@@ -53,7 +56,7 @@ struct ExactEchoModel {
     o.recent_tokens = recent;
     o.chunk_tokens = chunk;
     o.capacity = 8;  // small: exercises growth
-    return std::make_unique<EchoCache>(config, model->rope(), recon, 1, o, torch::kCPU, torch::kFloat32);
+    return std::make_unique<EchoCache>(config, model->rope(), recon, 1, o, device, torch::kFloat32);
   }
 };
 

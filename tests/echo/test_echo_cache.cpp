@@ -26,15 +26,15 @@ struct ExactSetup : ExactEchoModel {
 torch::Tensor run(LlamaModel& model, KVCache& cache, const std::vector<int64_t>& prompt, int steps,
                   std::vector<int64_t>* tokens) {
   std::vector<torch::Tensor> out;
-  auto ids = torch::tensor(prompt).view({1, -1});
+  auto ids = torch::tensor(prompt).view({1, -1}).to(model.device());
   for (int64_t s = 0; s < ids.size(1); s += 7)
     out.push_back(model.forward(ids.narrow(1, s, std::min<int64_t>(7, ids.size(1) - s)), cache)[0]);
   for (int i = 0; i < steps; ++i) {
     const int64_t next = tokens->size() > size_t(i) ? (*tokens)[i] : out.back()[-1].argmax().item<int64_t>();
     if (tokens->size() <= size_t(i)) tokens->push_back(next);
-    out.push_back(model.forward(torch::tensor({next}).view({1, 1}), cache)[0]);
+    out.push_back(model.forward(torch::tensor({next}).view({1, 1}).to(model.device()), cache)[0]);
   }
-  return torch::cat(out, 0);
+  return torch::cat(out, 0).cpu();
 }
 
 std::vector<int64_t> prompt_ids(int64_t n, int64_t vocab) {
@@ -44,6 +44,16 @@ std::vector<int64_t> prompt_ids(int64_t n, int64_t vocab) {
 }
 
 }  // namespace
+
+TEST(EchoCache, ExactReconstructorsGiveFullCacheLogitsOnEveryDevice) {
+  for (const auto& device : test_devices()) {
+    ExactEchoModel s(21, 4, true, device);
+    const auto prompt = prompt_ids(30, s.config.vocab_size);
+    std::vector<int64_t> tokens;
+    auto want = run(*s.model, *make_full_cache(*s.model, 8), prompt, 50, &tokens);
+    EXPECT_LE(max_abs_diff(run(*s.model, *s.echo_cache(2, 5, 4), prompt, 50, &tokens), want), 1e-4) << device;
+  }
+}
 
 TEST(EchoCache, ExactReconstructorsGiveFullCacheLogits) {
   ExactSetup s;
