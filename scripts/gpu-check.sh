@@ -10,7 +10,8 @@
 # step is recorded and the later steps still run, so one run yields all it can.
 # ECHOKV_TORCH_DIR=PATH uses that LibTorch instead of python3's torch; ECHOKV_TEST_DEVICES
 # overrides cpu,cuda; ECHOKV_GPU_SKIP_BENCH=1 leaves the benches out (checking the script on a
-# machine without a GPU). ECHOKV_GPU_QUICK=1 shortens the benches (smaller contexts) when device time is short.
+# machine without a GPU); ECHOKV_GPU_TARGETS="a b" builds only those targets (no tests,
+# no benches). ECHOKV_GPU_QUICK=1 shortens the benches (smaller contexts) when device time is short.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bundle="${ECHOKV_BUNDLE:-$root/gpu-bundle}"
@@ -41,11 +42,15 @@ export PKG_CONFIG_LIBDIR="$bundle/$arch/pkgconfig:$bundle/usr/share/pkgconfig"
 export PATH="$bundle/usr/bin:$PATH"
 ln -sf pkgconf "$bundle/usr/bin/pkg-config" 2>/dev/null || true
 libpath="$bundle/$arch${torch_lib:+:$torch_lib}"
-# The bundle's libstdc++ only where the machine's is older than the one the bundle was built with.
-need="$(strings "$bundle/$arch/echokv-libstdcxx/libstdc++.so.6" 2>/dev/null | grep -oE '^GLIBCXX_3\.4\.[0-9]+$' | sort -V | tail -n1)"
-have_lib="$(/sbin/ldconfig -p 2>/dev/null | grep -m1 'libstdc++.so.6 ' | sed 's/.*=> //')"
-if [ -n "$need" ] && [ -n "$have_lib" ] && ! strings "$have_lib" | grep -qx "$need"; then
-  log "system libstdc++ lacks $need: using the bundle's"
+# The bundle's libstdc++ only where the machine's is older than the bundle's (compared by the
+# newest GLIBCXX symbol version each provides).
+glibcxx_max() { strings "$1" 2>/dev/null | grep -E '^GLIBCXX_3\.4\.[0-9]+$' | sort -V | tail -n1 || true; }
+bundle_max="$(glibcxx_max "$bundle/$arch/echokv-libstdcxx/libstdc++.so.6")"
+have_lib="$( (/sbin/ldconfig -p || ldconfig -p) 2>/dev/null | grep -m1 'libstdc++.so.6 ' | sed 's/.*=> //' || true)"
+have_max="$( [ -n "$have_lib" ] && glibcxx_max "$have_lib" || true)"
+if [ -n "$bundle_max" ] && [ -n "$have_max" ] &&
+   [ "$(printf '%s\n%s\n' "$have_max" "$bundle_max" | sort -V | tail -n1)" != "$have_max" ]; then
+  log "system libstdc++ ($have_max) is older than the bundle's ($bundle_max): using the bundle's"
   libpath="$bundle/$arch/echokv-libstdcxx:$libpath"
 fi
 export LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -70,8 +75,12 @@ step() {  # step NAME COMMAND...: runs, logs to $out/NAME.log, records status an
 
 step configure cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DECHOKV_TORCH_DIR="$torch_prefix" -DCMAKE_CUDA_COMPILER="$(command -v nvcc || true)" &&
-step build cmake --build "$build" -j "$jobs"
+step build cmake --build "$build" -j "$jobs" ${ECHOKV_GPU_TARGETS:+--target $ECHOKV_GPU_TARGETS}
 built=$?
+if [ $built -eq 0 ] && [ -n "${ECHOKV_GPU_TARGETS:-}" ]; then
+  log "built only $ECHOKV_GPU_TARGETS (ECHOKV_GPU_TARGETS): tests and benches left out"
+  built=2
+fi
 bin="$build/bin"
 if [ $built -eq 0 ]; then
   "$bin/echokv-bench" --version >"$out/version.txt" 2>&1
@@ -115,4 +124,4 @@ log "results in $out (summary.json, gpu-model.json, gpu-echo-decode.json, logs)"
 for name in configure build tests bench-model bench-echo-decode; do
   [ -z "${status[$name]+x}" ] || [ "${status[$name]}" -eq 0 ] || exit 1
 done
-[ "$built" -eq 0 ]
+[ "$built" -eq 0 ] || { [ "$built" -eq 2 ] && [ "${status[build]}" -eq 0 ]; }
