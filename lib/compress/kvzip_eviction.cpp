@@ -23,9 +23,16 @@ std::vector<torch::Tensor> kvzip_keep_pairs(const std::vector<torch::Tensor>& sc
   for (const auto& s : scores) flat.push_back(s.reshape({-1}).to(torch::kFloat32));
   auto all = torch::cat(flat);
   const int64_t N = all.numel(), k = static_cast<int64_t>(static_cast<double>(N) * ratio);
-  // Keep exactly the k best pairs (ties broken by order), i.e. score >= the k-th largest.
-  auto m = torch::zeros({N}, torch::kBool);
-  if (k > 0) m.scatter_(0, std::get<1>(all.topk(k)), true);
+  // KVzip's _threshold: below ratio 1, keep the scores strictly above the k-th largest
+  // (k = int(N * ratio); k - 1 pairs when scores are distinct, fewer on ties).
+  torch::Tensor m;
+  if (ratio >= 1 || N == 0) {
+    m = torch::ones({N}, torch::kBool);
+  } else {
+    const auto sorted = std::get<0>(all.sort(0, /*descending=*/true));
+    const float threshold = sorted[std::max<int64_t>(k - 1, 0)].item<float>();
+    m = all.gt(threshold);
+  }
   int64_t at = 0;
   for (const auto& s : scores) {
     keep.push_back(m.narrow(0, at, s.numel()).view(s.sizes()).clone());

@@ -2,7 +2,9 @@
 // the full cache plus a keep-mask, so one prefill and one scoring pass serve a sweep of
 // ratios in evaluation. Ratio = fraction of context pairs kept; the prefix (sink) and every
 // token after the context are always kept; positions stay the original ones.
-//   pair     : one global threshold over all layers and heads (heads keep different counts)
+//   pair     : one global threshold over all layers and heads (heads keep different counts):
+//              as the official _threshold, below ratio 1 the pairs scoring strictly above the
+//              int(N * ratio)-th largest score are kept (k - 1 of them when scores are distinct)
 //   uniform  : per (layer, KV head) top int(n * ratio)
 // bytes() reports what the kept pairs occupy (what a compacted store holds), full_bytes()
 // the full cache: retain mode itself saves no memory.
@@ -32,7 +34,8 @@ std::vector<torch::Tensor> kvzip_keep_pairs(const std::vector<torch::Tensor>& sc
 // several calibration runs merge by max. head_scores: per layer float [Hkv].
 std::vector<torch::Tensor> kvzip_head_scores(const std::vector<torch::Tensor>& pair_scores);
 void kvzip_merge_head_scores(std::vector<torch::Tensor>& into, const std::vector<torch::Tensor>& more);
-// Keeps the int(heads * ratio) best heads over all layers (one global threshold); a kept head
+// Keeps the heads scoring strictly above the int(heads * ratio)-th best over all layers (the
+// official threshold: 11 of 24 heads at 0.5; every head at ratio 1); a kept head
 // keeps all n context tokens, an evicted head none. Returns per layer bool [Hkv, n].
 std::vector<torch::Tensor> kvzip_keep_heads(const std::vector<torch::Tensor>& head_scores, double ratio, int64_t n);
 

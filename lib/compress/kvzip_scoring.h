@@ -29,6 +29,14 @@ struct KvzipPrompts {
   int64_t chunk_tokens = 2000;
 };
 
+// The pair scores of one (prompt prefix + context, repeat prompts, chunk) — the last one
+// scored; a later request for the same key gets them without a pass.
+struct KvzipScoreMemo {
+  std::vector<int64_t> key;  // prefix and context ids, then the chunk size and postfix
+  std::vector<torch::Tensor> scores;
+  int64_t hits = 0, passes = 0;
+};
+
 // The official prompt strings encoded with `tokenizer` (postfix given as text or ids).
 KvzipPrompts kvzip_prompts(const Tokenizer& tokenizer, const std::vector<int64_t>& postfix_ids);
 

@@ -28,6 +28,9 @@ struct CacheSelection {
   KvzipOptions kvzip;                                // kind == "kvzip"
   std::shared_ptr<const KvzipPrompts> kvzip_prompts; // repeat prompts in the model's tokenizer
   std::vector<torch::Tensor> kvzip_head_scores;      // level "head": per layer [Hkv], from calibration
+  // Pair scores of the last context scored, shared by the KVzip methods of a run (scoring never
+  // sees the question: one pass serves every ratio and level of a sweep, as the official does).
+  std::shared_ptr<KvzipScoreMemo> kvzip_memo;
   SnapKVOptions snapkv;                              // kind == "snapkv"
   ThinKOptions think;                                // kind == "think"
 

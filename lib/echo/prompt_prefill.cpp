@@ -14,6 +14,42 @@ std::vector<int64_t> slice(const std::vector<int64_t>& ids, int64_t a, int64_t b
   return {ids.begin() + a, ids.begin() + b};
 }
 
+// KVzip pair scores of the context in `full` (which holds prefix + context), from the memo
+// when the same prefix, context and prompts were scored last.
+std::vector<torch::Tensor> memo_scores(LlamaModel& model, const CacheSelection& sel, FullCache& full,
+                                       const std::vector<int64_t>& ids, const PromptSpan& span, int64_t chunk_tokens,
+                                       bool* reused) {
+  KvzipPrompts prompts = *sel.kvzip_prompts;
+  prompts.chunk_tokens = chunk_tokens;
+  const std::vector<int64_t> context = slice(ids, span.context_begin, span.context_end);
+  std::vector<int64_t> key = slice(ids, 0, span.context_end);
+  key.push_back(-1);
+  key.push_back(chunk_tokens);
+  key.insert(key.end(), prompts.postfix.begin(), prompts.postfix.end());
+  *reused = false;
+  if (sel.kvzip_memo && sel.kvzip_memo->key == key) {
+    ++sel.kvzip_memo->hits;
+    *reused = true;
+    return sel.kvzip_memo->scores;
+  }
+  auto scores = kvzip_scores(model, full, span.context_begin, context, prompts);
+  if (sel.kvzip_memo) {
+    sel.kvzip_memo->key = std::move(key);
+    sel.kvzip_memo->scores = scores;
+    ++sel.kvzip_memo->passes;
+  }
+  return scores;
+}
+
+double kept_fraction(const std::vector<torch::Tensor>& keep) {
+  int64_t kept = 0, total = 0;
+  for (const auto& k : keep) {
+    kept += k.sum().item<int64_t>();
+    total += k.numel();
+  }
+  return total ? static_cast<double>(kept) / static_cast<double>(total) : 1.0;
+}
+
 PreparedPrompt prefill_kvzip(LlamaModel& model, const CacheSelection& sel, const std::vector<int64_t>& ids,
                              const PromptSpan& span, int64_t capacity, int64_t chunk) {
   const int64_t n = static_cast<int64_t>(ids.size());
@@ -36,12 +72,11 @@ PreparedPrompt prefill_kvzip(LlamaModel& model, const CacheSelection& sel, const
     keep = kvzip_keep_heads(sel.kvzip_head_scores, o.ratio, static_cast<int64_t>(context.size()));
   } else {
     if (!sel.kvzip_prompts) throw Error("KVzip needs the model's tokenizer for its repeat prompts");
-    KvzipPrompts prompts = *sel.kvzip_prompts;
-    prompts.chunk_tokens = o.chunk_tokens;
-    const auto scores = kvzip_scores(model, *full, span.context_begin, context, prompts);
+    const auto scores = memo_scores(model, sel, *full, ids, span, o.chunk_tokens, &out.scores_reused);
     keep = kvzip_keep_pairs(scores, o.ratio, o.level == "uniform");
   }
   out.scoring_seconds = monotonic_seconds() - t0;
+  out.context_kept = kept_fraction(keep);
   if (o.storage == "retain") {
     auto masked = std::make_unique<MaskedFullCache>(std::move(full));
     masked->set_keep(span.context_begin, std::move(keep));
@@ -65,18 +100,16 @@ PreparedPrompt prefill_echo_kvzip(LlamaModel& model, const CacheSelection& sel, 
   if (span.context_end < 0) throw Error("EchoKV x KVzip needs the prompt's context/question split (this benchmark's samples carry none)");
   if (!sel.kvzip_prompts) throw Error("EchoKV x KVzip needs the model's tokenizer for KVzip's repeat prompts");
   PreparedPrompt out;
-  const std::vector<int64_t> context = slice(ids, span.context_begin, span.context_end);
   double t0 = monotonic_seconds();
   std::vector<torch::Tensor> per_layer;  // [1, n_context] token scores
   {
     auto full = make_full_cache(model, span.context_end + 1);
     if (span.context_end > 0) prefill(model, *full, slice(ids, 0, span.context_end), chunk);
-    KvzipPrompts prompts = *sel.kvzip_prompts;
-    prompts.chunk_tokens = sel.kvzip.chunk_tokens;
-    for (const auto& s : kvzip_scores(model, *full, span.context_begin, context, prompts))
+    for (const auto& s : memo_scores(model, sel, *full, ids, span, sel.kvzip.chunk_tokens, &out.scores_reused))
       per_layer.push_back(std::get<0>(s.max(0, true)));
   }
   auto keep = kvzip_keep_pairs(per_layer, sel.kvzip.ratio, false);
+  out.context_kept = kept_fraction(keep);
   out.scoring_seconds = monotonic_seconds() - t0;  // includes the full-cache prefill it needs
   t0 = monotonic_seconds();
   auto echo = make_echo_cache(model, sel, capacity);

@@ -30,6 +30,8 @@ struct PreparedPrompt {
   torch::Tensor logits;            // float32 [V] of the last prompt position
   double prefill_seconds = 0;      // forward passes over the prompt
   double scoring_seconds = 0;      // the method's extra scoring pass (KVzip), 0 for others
+  double context_kept = -1;        // KVzip: fraction of context pairs kept (the official ratio); -1 n/a
+  bool scores_reused = false;      // KVzip: the pair scores came from the run's memo
 };
 
 PreparedPrompt prefill_prompt(LlamaModel& model, const CacheSelection& selection, const std::vector<int64_t>& ids,

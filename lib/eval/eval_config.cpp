@@ -1,10 +1,46 @@
 #include "eval/eval_config.h"
 
+#include <algorithm>
 #include <set>
 
+#include "core/error.h"
+#include "core/files.h"
 #include "core/yaml_config.h"
 
+#include <nlohmann/json.hpp>
+
 namespace echokv {
+
+LongBenchBudget resolve_longbench_budget(const LongBenchEvalConfig& lc, int64_t max_position_embeddings) {
+  if (lc.max_length > 0) return {lc.max_length, "config"};
+  const std::string table_path = join_path(lc.config_dir, "model2maxlen.json");
+  if (!lc.model_name.empty()) {
+    nlohmann::json table;
+    try {
+      table = nlohmann::json::parse(read_text_file(table_path));
+    } catch (const nlohmann::json::parse_error& e) {
+      fail(table_path, std::string("malformed JSON: ") + e.what());
+    }
+    if (!table.contains(lc.model_name) || !table[lc.model_name].is_number_integer())
+      fail(table_path, "no entry for model_name '" + lc.model_name + "' (give max_length, or leave model_name out to use the model's own length)");
+    return {table[lc.model_name].get<int64_t>(), "model2maxlen.json: " + lc.model_name};
+  }
+  // The model's own window, less the longest generation any chosen dataset asks for.
+  int64_t gen = 0;
+  const std::string maxlen_path = join_path(lc.config_dir, "dataset2maxlen.json");
+  nlohmann::json maxlen;
+  try {
+    maxlen = nlohmann::json::parse(read_text_file(maxlen_path));
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(maxlen_path, std::string("malformed JSON: ") + e.what());
+  }
+  for (const auto& d : lc.datasets)
+    if (maxlen.contains(d) && maxlen[d].is_number_integer()) gen = std::max<int64_t>(gen, maxlen[d].get<int64_t>());
+  const int64_t budget = max_position_embeddings - gen;
+  if (budget <= 0) throw Error("LongBench: the model's max_position_embeddings (" + std::to_string(max_position_embeddings) +
+                               ") leaves no prompt budget after " + std::to_string(gen) + " generated tokens");
+  return {budget, "max_position_embeddings " + std::to_string(max_position_embeddings) + " - " + std::to_string(gen)};
+}
 
 EvalConfig EvalConfig::load(const std::string& path) {
   auto root = ConfigNode::load_file(path);
@@ -16,6 +52,7 @@ EvalConfig EvalConfig::load(const std::string& path) {
   c.dtype = root.get<std::string>("dtype", c.dtype);
   c.threads = root.get<int>("threads", c.threads);
   c.chat_format = root.get<std::string>("chat_format", c.chat_format);
+  c.llama3_date_header = root.get<bool>("llama3_date_header", c.llama3_date_header);
   c.seed = root.get<uint64_t>("seed", c.seed);
   c.prefill_chunk = root.get<int64_t>("prefill_chunk", c.prefill_chunk);
   if (c.prefill_chunk <= 0) fail(path, "prefill_chunk must be positive");
@@ -98,6 +135,11 @@ EvalConfig EvalConfig::load(const std::string& path) {
     rc.samples = r.get<int64_t>("samples", rc.samples);
     rc.squad_path = r.get<std::string>("squad_path", "");
     rc.hotpotqa_path = r.get<std::string>("hotpotqa_path", "");
+    rc.model_template = r.get<std::string>("template", rc.model_template);
+    const std::string order = r.get<std::string>("document_order", "shared");
+    if (order != "shared" && order != "per_sample")
+      fail(path, "ruler.document_order: '" + order + "' (expected shared, RULER's, or per_sample)");
+    rc.per_sample_document_order = order == "per_sample";
     r.finish();
     if (rc.lengths.empty() || rc.samples <= 0) fail(path, "ruler: needs lengths and samples > 0");
     c.ruler = rc;
@@ -105,15 +147,25 @@ EvalConfig EvalConfig::load(const std::string& path) {
   if (root.has("niah")) {
     auto n = root.child("niah");
     NiahConfig nc;
+    nc.setup = n.get<std::string>("setup", nc.setup);
     nc.haystack_path = n.require<std::string>("haystack");
     nc.lengths = n.require<std::vector<int64_t>>("lengths");
     nc.depths = n.require<std::vector<double>>("depths");
+    nc.samples_per_cell = n.get<int64_t>("samples_per_cell", nc.samples_per_cell);
     nc.needle = n.get<std::string>("needle", nc.needle);
     nc.question = n.get<std::string>("question", nc.question);
     nc.instruction = n.get<std::string>("instruction", nc.instruction);
     nc.answer_prefix = n.get<std::string>("answer_prefix", nc.answer_prefix);
+    nc.system = n.get<std::string>("system", nc.system);
+    nc.ruler_template = n.get<std::string>("ruler_template", nc.ruler_template);
+    nc.ruler_templates_path = n.get<std::string>("ruler_templates", nc.ruler_templates_path);
     nc.answer_keywords = n.get<std::vector<std::string>>("answer_keywords", {});
     nc.tokens_to_generate = n.get<int64_t>("tokens_to_generate", nc.tokens_to_generate);
+    try {
+      nc.resolve();
+    } catch (const Error& e) {
+      fail(path, e.what());
+    }
     n.finish();
     c.niah = nc;
   }
@@ -124,9 +176,13 @@ EvalConfig EvalConfig::load(const std::string& path) {
     lc.config_dir = l.require<std::string>("config_dir");
     lc.datasets = l.require<std::vector<std::string>>("datasets");
     lc.max_length = l.get<int64_t>("max_length", lc.max_length);
+    lc.model_name = l.get<std::string>("model_name", lc.model_name);
+    lc.chat_form = l.get<std::string>("chat_form", lc.chat_form);
     lc.samples = l.get<int64_t>("samples", lc.samples);
     l.finish();
-    if (lc.datasets.empty() || lc.max_length <= 0) fail(path, "longbench: needs datasets and max_length > 0");
+    if (lc.datasets.empty() || lc.max_length < 0) fail(path, "longbench: needs datasets and max_length >= 0 (0: from the model)");
+    if (lc.chat_form != "auto" && lc.chat_form != "longbench" && lc.chat_form != "hf")
+      fail(path, "longbench.chat_form '" + lc.chat_form + "' (expected auto, longbench or hf)");
     c.longbench = lc;
   }
   if (root.has("fidelity")) {

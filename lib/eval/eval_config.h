@@ -37,15 +37,34 @@ struct RulerEvalConfig {
   std::vector<int64_t> lengths;
   int64_t samples = 20;
   std::string squad_path, hotpotqa_path;
+  // RULER's model template (template.py name) the prompts are wrapped in as text; "auto":
+  // the one RULER uses for the model's chat format (base, meta-chat, meta-llama3).
+  std::string model_template = "auto";
+  bool per_sample_document_order = false;  // qa; default RULER's one order per document count
 };
 
 struct LongBenchEvalConfig {
   std::string data_dir;    // <dataset>.jsonl files in the official format
   std::string config_dir;  // dataset2prompt.json, dataset2maxlen.json
   std::vector<std::string> datasets;
-  int64_t max_length = 3500;  // prompt budget in tokens (model2maxlen)
+  // Prompt budget in tokens. 0: model2maxlen.json's entry for model_name (LongBench's name of
+  // the model, e.g. "llama2-7b-chat-4k"), else the model's max_position_embeddings minus the
+  // datasets' largest generation length. The report says which.
+  int64_t max_length = 0;
+  std::string model_name;
+  // auto: LongBench's own form for Llama 2 ("[INST]{prompt}[/INST]", pred.py's build_chat),
+  // the HF chat template otherwise; longbench: pred.py's form (none for models it has none
+  // for); hf: the HF chat template.
+  std::string chat_form = "auto";
   int64_t samples = 0;        // 0 = all records
 };
+
+// The prompt budget a LongBench run uses and where it comes from.
+struct LongBenchBudget {
+  int64_t max_length = 0;
+  std::string source;  // "config", "model2maxlen.json: <name>", "max_position_embeddings <n> - <gen>"
+};
+LongBenchBudget resolve_longbench_budget(const LongBenchEvalConfig& config, int64_t max_position_embeddings);
 
 struct FidelityEvalConfig {
   std::string source = "jsonl";  // jsonl (field "text") | text | safetensors (token ids)
@@ -66,6 +85,9 @@ struct EvalConfig {
   std::string device = "cpu", dtype = "float32";
   int threads = 0;
   std::string chat_format = "auto";
+  // Llama 3.1's HF template opens with a "Cutting Knowledge Date" system block; false drops
+  // it (Llama 3.0 style). RULER prompts use RULER's own templates, which never have it.
+  bool llama3_date_header = true;
   uint64_t seed = 42;
   int64_t prefill_chunk = 512;
   std::vector<EvalMethod> methods;

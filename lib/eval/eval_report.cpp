@@ -8,14 +8,17 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/files.h"
 #include "eval/fidelity.h"
 #include "eval/longbench_metrics.h"
 #include "eval/niah.h"
 #include "eval/py_text.h"
+#include "eval/rescore.h"
 #include "eval/ruler_metrics.h"
 #include "io/jsonl.h"
+#include "report/stats.h"
 #include "report/svg.h"
 
 namespace echokv {
@@ -27,11 +30,66 @@ std::string fmt(double v, int digits = 2) {
   return buf;
 }
 
-std::vector<nlohmann::json> records_of(const EvalConfig& c, const std::string& method, const std::string& benchmark) {
+// A method's records of one benchmark that ran; those that recorded an error are counted.
+std::vector<nlohmann::json> records_of(const EvalConfig& c, const std::string& method, const std::string& benchmark,
+                                       int64_t* errors = nullptr) {
   const std::string path = join_path(join_path(join_path(c.out_dir, "predictions"), method), benchmark + ".jsonl");
   if (!file_exists(path)) return {};
-  return read_jsonl(path, true);
+  std::vector<nlohmann::json> ran;
+  for (auto& r : read_jsonl(path, true)) {
+    if (r.contains("error")) {
+      if (errors) ++*errors;
+      continue;
+    }
+    ran.push_back(std::move(r));
+  }
+  return ran;
 }
+
+// RULER per-sample scores of one method: length -> (task, index) -> score x100.
+using RulerSampleScores = std::map<std::string, std::map<std::pair<std::string, int64_t>, double>>;
+
+RulerSampleScores ruler_sample_scores(const std::vector<nlohmann::json>& records) {
+  RulerSampleScores out;
+  for (const auto& r : records) {
+    const std::string task = r["task"].get<std::string>();
+    const auto refs = r["outputs"].get<std::vector<std::string>>();
+    const std::string pred = ruler::postprocess_pred(r["pred"].get<std::string>());
+    const double v = ruler::metric_for_task(task) == "string_match_part" ? ruler::string_match_part_sample(pred, refs)
+                                                                         : ruler::string_match_all_sample(pred, refs);
+    out[std::to_string(r["length"].get<int64_t>())][{task, r.value("index", int64_t{0})}] = 100.0 * v;
+  }
+  return out;
+}
+
+// NIAH per-sample scores x100 by (length, depth, sample), by the metric of each record's setup.
+using NiahKey = std::tuple<int64_t, double, int64_t>;
+std::map<NiahKey, double> niah_sample_scores(const std::vector<nlohmann::json>& records) {
+  std::map<NiahKey, double> out;
+  for (const auto& r : records) {
+    NiahSample s;
+    s.setup = r.value("setup", "custom");
+    s.outputs = r.contains("outputs") ? r["outputs"].get<std::vector<std::string>>()
+                                      : r.value("keywords", std::vector<std::string>{});
+    s.needle = r.value("needle", "");
+    out[{r["length"].get<int64_t>(), r["depth"].get<double>(), r.value("sample", int64_t{0})}] =
+        100.0 * niah_score(s, r["pred"].get<std::string>());
+  }
+  return out;
+}
+
+template <typename Key>
+stats::MeanCI paired_on_shared_keys(const std::map<Key, double>& a, const std::map<Key, double>& b) {
+  std::vector<double> x, y;
+  for (const auto& [key, v] : a) {
+    auto it = b.find(key);
+    if (it == b.end()) continue;
+    x.push_back(v);
+    y.push_back(it->second);
+  }
+  return stats::paired_difference(x, y);
+}
+
 
 }  // namespace
 
@@ -40,9 +98,14 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
   for (const auto& m : c.methods) {
     nlohmann::json mj = {{"cache", m.cache}};
     if (!m.echo_dir.empty()) mj["echo_dir"] = m.echo_dir;
-    double ratio_sum = 0, prompt_ratio_sum = 0, prefill_sum = 0, scoring_sum = 0, decode_sum = 0;
-    int64_t ratio_n = 0, prompt_ratio_n = 0, timed_n = 0;
+    double ratio_sum = 0, prompt_ratio_sum = 0, prefill_sum = 0, scoring_sum = 0, decode_sum = 0, kept_sum = 0;
+    int64_t ratio_n = 0, prompt_ratio_n = 0, timed_n = 0, kept_n = 0, reused_n = 0;
     auto note_ratio = [&](const nlohmann::json& r) {
+      if (r.contains("context_pairs_kept")) {
+        kept_sum += r["context_pairs_kept"].get<double>();
+        ++kept_n;
+        reused_n += r.value("scores_reused", false) ? 1 : 0;
+      }
       if (r.contains("bytes_ratio")) {
         ratio_sum += r["bytes_ratio"].get<double>();
         ++ratio_n;
@@ -61,44 +124,73 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
     // RULER: task -> length -> score
     {
       std::map<std::string, std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::vector<std::string>>>>> g;
-      for (const auto& r : records_of(c, m.name, "ruler")) {
+      int64_t errors = 0;
+      const auto records = records_of(c, m.name, "ruler", &errors);
+      if (errors) mj["ruler"]["errors"] = errors;
+      const auto per_sample = ruler_sample_scores(records);
+      for (const auto& r : records) {
         note_ratio(r);
         auto& slot = g[r["task"].get<std::string>()][std::to_string(r["length"].get<int64_t>())];
         slot.first.push_back(r["pred"].get<std::string>());
         slot.second.push_back(r["outputs"].get<std::vector<std::string>>());
       }
       std::map<std::string, std::pair<double, int>> avg;
+      std::map<std::string, std::pair<double, int64_t>> avg_var;  // length -> (sum of s^2/n over tasks, min n)
       for (const auto& [task, lengths] : g)
         for (const auto& [len, s] : lengths) {
           const double score = ruler::score_task(task, s.first, s.second);
           mj["ruler"]["scores"][task][len] = score;
           mj["ruler"]["samples"][task][len] = s.first.size();
+          std::vector<double> v;
+          for (const auto& [key, x] : per_sample.at(len))
+            if (key.first == task) v.push_back(x);
+          const auto ci = stats::mean_ci(v);
+          mj["ruler"]["ci"][task][len] = ci.to_json();
+          auto& av = avg_var[len];
+          av.second = av.second == 0 ? ci.n : std::min(av.second, ci.n);
+          av.first += std::isfinite(ci.half_width) ? std::pow(ci.half_width / stats::t_quantile_975(std::max<int64_t>(1, ci.n - 1)), 2) : NAN;
           avg[len].first += score;
           avg[len].second += 1;
         }
-      for (const auto& [len, sn] : avg) mj["ruler"]["average"][len] = py::round_to(sn.first / sn.second, 2);
+      for (const auto& [len, sn] : avg) {
+        mj["ruler"]["average"][len] = py::round_to(sn.first / sn.second, 2);
+        // The average's CI: its standard error from the tasks' (independent samples), t at the smallest n.
+        const auto& [var_sum, min_n] = avg_var[len];
+        const double hw = min_n >= 2 && std::isfinite(var_sum)
+                              ? stats::t_quantile_975(min_n - 1) * std::sqrt(var_sum) / sn.second
+                              : NAN;
+        mj["ruler"]["average_ci95_half_width"][len] = std::isfinite(hw) ? nlohmann::json(hw) : nlohmann::json();
+        int64_t n = 0;
+        for (const auto& [task, lengths] : g) n += lengths.count(len) ? static_cast<int64_t>(lengths.at(len).first.size()) : 0;
+        mj["ruler"]["average_samples"][len] = n;
+      }
     }
-    // NIAH: length -> depth -> mean score x100
+    // NIAH: length -> depth -> mean score x100, with the sample count per cell
     {
       std::map<int64_t, std::map<double, std::pair<double, int>>> grid;
-      double total = 0;
-      int n = 0;
-      for (const auto& r : records_of(c, m.name, "niah")) {
-        note_ratio(r);
-        const double score = niah_score(r["pred"].get<std::string>(), r["keywords"].get<std::vector<std::string>>());
-        auto& cell = grid[r["length"].get<int64_t>()][r["depth"].get<double>()];
-        cell.first += score;
+      int64_t errors = 0;
+      const auto scores = niah_sample_scores(records_of(c, m.name, "niah", &errors));
+      for (const auto& r : records_of(c, m.name, "niah")) note_ratio(r);
+      std::vector<double> all;
+      for (const auto& [key, v] : scores) {
+        auto& cell = grid[std::get<0>(key)][std::get<1>(key)];
+        cell.first += v;
         cell.second += 1;
-        total += score;
-        ++n;
+        all.push_back(v);
       }
       for (const auto& [len, depths] : grid)
         for (const auto& [depth, sn] : depths) {
           char key[32];
           std::snprintf(key, sizeof(key), "%g", depth);
-          mj["niah"]["grid"][std::to_string(len)][key] = 100.0 * sn.first / sn.second;
+          mj["niah"]["grid"][std::to_string(len)][key] = sn.first / sn.second;
+          mj["niah"]["cell_samples"][std::to_string(len)][key] = sn.second;
         }
-      if (n) mj["niah"]["average"] = 100.0 * total / n;
+      if (!all.empty()) {
+        const auto ci = stats::mean_ci(all);
+        mj["niah"]["average"] = ci.mean;
+        mj["niah"]["ci"] = ci.to_json();
+      }
+      if (errors) mj["niah"]["errors"] = errors;
     }
     // LongBench
     {
@@ -131,6 +223,10 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
     }
     if (ratio_n) mj["bytes_ratio"] = ratio_sum / ratio_n;
     if (prompt_ratio_n) mj["prompt_bytes_ratio"] = prompt_ratio_sum / prompt_ratio_n;
+    if (kept_n) {
+      mj["context_pairs_kept"] = kept_sum / kept_n;  // KVzip's own ratio
+      mj["scores_reused"] = reused_n;
+    }
     if (timed_n)
       mj["cost"] = {{"samples", timed_n}, {"prefill_seconds", prefill_sum / timed_n},
                     {"scoring_seconds", scoring_sum / timed_n}, {"decode_seconds", decode_sum / timed_n}};
@@ -154,13 +250,19 @@ void write_eval_report(const EvalConfig& c) {
     if (mj.contains("bytes_ratio")) return mj["bytes_ratio"].get<double>();
     return std::nullopt;
   };
+  bool any_kept = false;
+  for (const auto& m : c.methods) any_kept = any_kept || metrics["methods"][m.name].contains("context_pairs_kept");
+  if (any_kept)
+    md << "KVzip methods: \"context pairs kept\" is KVzip's own ratio (kept / all context KV pairs, as the official "
+          "reports it); the stored / full columns count every byte (prefix, question and generated tokens included).\n\n";
   md << "## Summary\n\n| method | cache | stored / full after the prompt | stored / full at the end |";
+  if (any_kept) md << " context pairs kept |";
   if (c.niah) md << " NIAH avg |";
   if (c.ruler)
     for (int64_t len : c.ruler->lengths) md << " RULER avg " << len << " |";
   if (c.longbench) md << " LongBench avg |";
   if (c.fidelity) md << " KL | top-1 |";
-  md << "\n|---|---|---|---|";
+  md << "\n|---|---|---|---|" << (any_kept ? "---|" : "");
   md << (c.niah ? "---|" : "");
   if (c.ruler)
     for (size_t i = 0; i < c.ruler->lengths.size(); ++i) md << "---|";
@@ -170,13 +272,17 @@ void write_eval_report(const EvalConfig& c) {
     const auto pr = ratio_of(mj);
     md << "| " << m.name << " | " << m.cache << " | " << (pr ? fmt(*pr, 3) : "-") << " | "
        << (mj.contains("bytes_ratio") ? fmt(mj["bytes_ratio"].get<double>(), 3) : "-") << " |";
+    if (any_kept) md << " " << (mj.contains("context_pairs_kept") ? fmt(mj["context_pairs_kept"].get<double>(), 3) : "-") << " |";
     auto cell = [&](const nlohmann::json& j, int digits) { return j.is_number() ? fmt(j.get<double>(), digits) : std::string("-"); };
     if (c.niah) md << " " << cell(mj.contains("niah") ? mj["niah"].value("average", nlohmann::json()) : nlohmann::json(), 2) << " |";
     if (c.ruler)
       for (int64_t len : c.ruler->lengths) {
         const std::string L = std::to_string(len);
         const bool has = mj.contains("ruler") && mj["ruler"].contains("average") && mj["ruler"]["average"].contains(L);
-        md << " " << (has ? fmt(mj["ruler"]["average"][L].get<double>()) : "-") << " |";
+        std::string cell = has ? fmt(mj["ruler"]["average"][L].get<double>()) : "-";
+        if (has && mj["ruler"]["average_ci95_half_width"][L].is_number())
+          cell += " ± " + fmt(mj["ruler"]["average_ci95_half_width"][L].get<double>(), 1);
+        md << " " << cell << " |";
       }
     if (c.longbench) md << " " << cell(mj.contains("longbench") ? mj["longbench"].value("average", nlohmann::json()) : nlohmann::json(), 2) << " |";
     if (c.fidelity) {
@@ -187,6 +293,13 @@ void write_eval_report(const EvalConfig& c) {
     md << "\n";
   }
   md << "\n";
+  for (const auto& m : c.methods)
+    if ((m.cache == "kvzip") && m.kvzip.level == "head") {
+      md << "`" << m.name << "` (KVzip head level): head scores calibrated on ";
+      for (size_t i = 0; i < m.kvzip.calibration.size(); ++i) md << (i ? ", " : "") << "`" << m.kvzip.calibration[i] << "`";
+      md << " (first " << m.kvzip.calibration_tokens << " tokens each; the official calibrates on one long SCBench qa_eng "
+            "sample, not available here), then the heads above the int(heads x ratio)-th score are kept whole.\n\n";
+    }
   // score-vs-ratio series: one per cache kind, points at each method's measured ratio
   std::map<std::string, std::map<std::string, svg::LineSeries>> curves;  // chart -> kind -> series
   auto add_point = [&](const std::string& chart, const EvalMethod& m, double y) {
@@ -224,22 +337,67 @@ void write_eval_report(const EvalConfig& c) {
         md << "| " << m.name << " |";
         for (const auto& t : tasks) {
           const bool has = r.contains("scores") && r["scores"].contains(t) && r["scores"][t].contains(L);
-          md << " " << (has ? fmt(r["scores"][t][L].get<double>()) : "-") << " |";
+          std::string cell = has ? fmt(r["scores"][t][L].get<double>()) : "-";
+          if (has && r.contains("ci") && r["ci"][t].contains(L)) {
+            const auto& ci = r["ci"][t][L];
+            cell += ci["ci95"].is_array() ? " ± " + fmt((ci["ci95"][1].get<double>() - ci["ci95"][0].get<double>()) / 2, 1) : "";
+            cell += " (n=" + std::to_string(ci["n"].get<int64_t>()) + ")";
+          }
+          md << " " << cell << " |";
         }
         const bool has_avg = r.contains("average") && r["average"].contains(L);
-        md << " " << (has_avg ? fmt(r["average"][L].get<double>()) : "-") << " |\n";
+        std::string avg = has_avg ? fmt(r["average"][L].get<double>()) : "-";
+        if (has_avg && r["average_ci95_half_width"][L].is_number())
+          avg += " ± " + fmt(r["average_ci95_half_width"][L].get<double>(), 1);
+        md << " " << avg << " |\n";
         if (has_avg) add_point("RULER average at " + L, m, r["average"][L].get<double>());
       }
-      md << "\n";
+      md << "\nCells: score ± 95 % CI half-width (Student t over samples), n samples per cell (RULER's own runs use 500 "
+            "per task; a small n gives a wide interval, and cells with n=1 carry no interval).\n\n";
+      // Paired differences against the first method, on the (task, sample) pairs both ran.
+      const std::string& ref = c.methods.front().name;
+      const auto ref_scores = ruler_sample_scores(records_of(c, ref, "ruler"));
+      if (c.methods.size() > 1 && ref_scores.count(L)) {
+        md << "Paired difference from `" << ref << "` at " << len << " (all tasks' samples, mean ± 95 % CI; * = the interval "
+           "excludes 0):\n\n| method | difference | pairs |\n|---|---|---|\n";
+        for (size_t i = 1; i < c.methods.size(); ++i) {
+          const auto other = ruler_sample_scores(records_of(c, c.methods[i].name, "ruler"));
+          if (!other.count(L)) continue;
+          const auto d = paired_on_shared_keys(other.at(L), ref_scores.at(L));
+          md << "| " << c.methods[i].name << " | " << d.text(1) << (d.excludes_zero() ? " *" : "") << " | " << d.n << " |\n";
+        }
+        md << "\n";
+      }
+      for (const auto& m : c.methods) {
+        const auto& r = metrics["methods"][m.name]["ruler"];
+        if (r.contains("errors"))
+          md << "`" << m.name << "`: " << r["errors"].get<int64_t>() << " RULER samples could not run (their records hold the error); "
+             << "they are left out of its scores.\n\n";
+      }
     }
   }
   if (c.niah) {
-    md << "## Needle in a haystack\n\n| method | average |\n|---|---|\n";
+    md << "## Needle in a haystack\n\nSetup: `" << c.niah->setup << "`, scored by " << niah_metric_name(c.niah->setup)
+       << " (x100); " << c.niah->samples_per_cell << " sample(s) per (length, depth) cell, "
+       << c.niah->lengths.size() * c.niah->depths.size() << " cells.\n\n| method | average ± 95 % CI (n) | difference from `"
+       << c.methods.front().name << "` (paired) |\n|---|---|---|\n";
+    const auto niah_ref = niah_sample_scores(records_of(c, c.methods.front().name, "niah"));
     std::vector<svg::HeatmapPanel> panels;
     for (const auto& m : c.methods) {
       const auto& n = metrics["methods"][m.name]["niah"];
       if (!n.contains("average")) continue;
-      md << "| " << m.name << " | " << fmt(n["average"].get<double>()) << " |\n";
+      stats::MeanCI ci;
+      ci.n = n["ci"]["n"].get<int64_t>();
+      ci.mean = n["average"].get<double>();
+      ci.half_width = n["ci"]["ci95"].is_array() ? (n["ci"]["ci95"][1].get<double>() - n["ci"]["ci95"][0].get<double>()) / 2 : NAN;
+      std::string diff = "-";
+      if (m.name != c.methods.front().name) {
+        const auto d = paired_on_shared_keys(niah_sample_scores(records_of(c, m.name, "niah")), niah_ref);
+        diff = d.text(1) + (d.excludes_zero() ? " *" : "");
+      }
+      md << "| " << m.name << " | " << ci.text(2) << " | " << diff << " |\n";
+      if (&m == &c.methods.back()) md << "\n(* = the paired interval excludes 0.)\n";
+      if (n.contains("errors")) md << "| (" << m.name << ": " << n["errors"].get<int64_t>() << " samples could not run) | | |\n";
       add_point("NIAH average", m, n["average"].get<double>());
       svg::HeatmapPanel p;
       p.title = m.name + " (avg " + fmt(n["average"].get<double>(), 1) + ")";
@@ -262,7 +420,7 @@ void write_eval_report(const EvalConfig& c) {
       o.title = "Needle in a haystack: score by depth and context length";
       o.x_label = "context length (tokens)";
       o.y_label = "needle depth";
-      o.scale_label = "score (x100)";
+      o.scale_label = "score (x100), mean of the cell's samples";
       o.vmin = 0;
       o.vmax = 100;
       o.columns = 3;
@@ -273,7 +431,17 @@ void write_eval_report(const EvalConfig& c) {
     md << "\n";
   }
   if (c.longbench) {
-    md << "## LongBench\n\n| method |";
+    md << "## LongBench\n\n";
+    const std::string settings_path = join_path(c.out_dir, "longbench-settings.json");
+    if (file_exists(settings_path)) {
+      const auto st = nlohmann::json::parse(read_text_file(settings_path));
+      md << "Prompt budget " << st["max_length"].get<int64_t>() << " tokens (" << st["max_length_source"].get<std::string>()
+         << "); chat form: " << st["chat_form"].get<std::string>() << ". ";
+    }
+    md << "Predictions in LongBench's own layout (score with its eval.py): `longbench-official/pred/<method>/`.\n\n";
+    for (const auto& m : c.methods)
+      write_longbench_official(records_of(c, m.name, "longbench"), join_path(join_path(join_path(c.out_dir, "longbench-official"), "pred"), m.name));
+    md << "| method |";
     for (const auto& d : c.longbench->datasets) md << " " << d << " |";
     md << " average |\n|---|";
     for (size_t i = 0; i <= c.longbench->datasets.size(); ++i) md << "---|";

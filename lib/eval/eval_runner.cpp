@@ -17,6 +17,7 @@
 #include "eval/niah.h"
 #include "eval/prompt_split.h"
 #include "eval/ruler_tasks.h"
+#include "eval/ruler_template.h"
 #include "io/jsonl.h"
 #include "io/safetensors.h"
 #include "model/generate.h"
@@ -102,24 +103,13 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
   std::vector<int64_t> stop_ids;
   if (tokenizer) {
     chat.format = c.chat_format == "auto" ? detect_chat_format(*tokenizer, c.model) : parse_chat_format(c.chat_format);
+    chat.knowledge_date_header = c.llama3_date_header;
     stop_ids = chat_stop_ids(*tokenizer, chat.format);
     if (auto eos = tokenizer->eos_id()) stop_ids.push_back(*eos);
   }
-  const PromptTokenCounter count = [&](const std::string& input, const std::string& prefix) {
-    return static_cast<int64_t>(render_chat(*tokenizer, {{"user", input}}, chat).size() + tokenizer->encode(prefix).size());
-  };
-  // The chat-rendered prompt plus answer prefix, and the token span of its context.
-  auto prompt_ids = [&](const std::string& input, int64_t context_end_chars, const std::string& prefix) {
-    auto ids = render_chat(*tokenizer, {{"user", input}}, chat);
-    const auto p = tokenizer->encode(prefix);
-    ids.insert(ids.end(), p.begin(), p.end());
-    const PromptRenderer render = [&](const std::string& text) { return render_chat(*tokenizer, {{"user", text}}, chat); };
-    return std::make_pair(ids, find_context_span(render, input, context_end_chars, ids));
-  };
-
   // Greedy generation through the method's cache; returns text (stop token excluded) and stats.
   auto run_generation = [&](const CacheSelection& sel, const std::pair<std::vector<int64_t>, PromptSpan>& prompt,
-                            int64_t max_new, const std::vector<int64_t>& extra_stops) {
+                            int64_t max_new, const std::vector<int64_t>& extra_stops, int64_t min_new = 0) {
     const auto& ids = prompt.first;
     check_ids_in_vocab(*model, ids);
     auto prepared = prefill_prompt(*model, sel, ids, prompt.second, static_cast<int64_t>(ids.size()) + max_new + 1,
@@ -128,6 +118,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     const double prompt_ratio = cache->full_bytes() > 0 ? static_cast<double>(cache->bytes()) / cache->full_bytes() : 1.0;
     GenerateOptions g;
     g.max_new_tokens = max_new;
+    g.min_new_tokens = min_new;
     g.stop_ids = stop_ids;
     g.stop_ids.insert(g.stop_ids.end(), extra_stops.begin(), extra_stops.end());
     g.prefill_chunk = c.prefill_chunk;
@@ -143,10 +134,14 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     j["prompt_bytes_ratio"] = prompt_ratio;
     j["prefill_seconds"] = r.prefill_seconds;
     j["scoring_seconds"] = prepared.scoring_seconds;
+    if (prepared.context_kept >= 0) j["context_pairs_kept"] = prepared.context_kept;
+    if (prepared.scores_reused) j["scores_reused"] = true;
     j["decode_seconds"] = r.decode_seconds;
     return j;
   };
 
+  // One context's KVzip pair scores serve every KVzip method of the run.
+  auto kvzip_memo = std::make_shared<KvzipScoreMemo>();
   // A method's cache selection, with what prompt-scoring methods need from the tokenizer.
   auto select_method = [&](const EvalMethod& m) {
     auto sel = select_cache(m.cache, m.echo_dir, *model, c.model, m.echo, m.low_rank, m.streaming);
@@ -155,7 +150,8 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     sel.think = m.think;
     if (m.cache == "think" && m.think_ratio > 0) sel.think.prune = think_prune_for_ratio(m.think_ratio, model->config().head_dim);
     if ((m.cache == "kvzip" || m.cache == "echo_kvzip") && tokenizer) {
-      auto prompts = kvzip_prompts(*tokenizer, chat_postfix_ids(*tokenizer, chat));
+      sel.kvzip_memo = kvzip_memo;
+      auto prompts = kvzip_prompts(*tokenizer, kvzip_repeat_postfix_ids(*tokenizer, chat));
       prompts.chunk_tokens = m.kvzip.chunk_tokens;
       sel.kvzip_prompts = std::make_shared<KvzipPrompts>(prompts);
       if (m.kvzip.level == "head") {
@@ -184,6 +180,13 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
   // RULER
   if (c.ruler) {
     RulerData data(c.ruler->data_dir, c.ruler->squad_path, c.ruler->hotpotqa_path);
+    RulerGenerateOptions ruler_options;
+    ruler_options.model_template = c.ruler->model_template == "auto" ? ruler_template_name_for(chat.format) : c.ruler->model_template;
+    ruler_options.per_sample_document_order = c.ruler->per_sample_document_order;
+    (void)ruler_model_template(ruler_options.model_template);  // an unknown name fails here, before any work
+    const RulerTokenCounter ruler_count = [&](const std::string& text) {
+      return static_cast<int64_t>(encode_with_control_text(*tokenizer, text).size());
+    };
     std::vector<std::string> tasks = c.ruler->tasks.empty() ? data.task_names() : c.ruler->tasks;
     for (const auto& task : tasks) {
       if (const auto why = data.unavailable_reason(task); !why.empty()) {
@@ -195,15 +198,20 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
         std::vector<RulerSample> samples;
         try {
           samples = load_or_generate<RulerSample>(
-              path, [&] { return data.generate(task, len, c.ruler->samples, c.seed, count); }, RulerSample::from_json);
+              path, [&] { return data.generate(task, len, c.ruler->samples, c.seed, ruler_count, ruler_options); },
+              RulerSample::from_json);
         } catch (const Error& e) {  // e.g. a target too short for the task: skip it, run the rest
           std::fprintf(stderr, "[eval] skipping RULER %s at %lld: %s\n", task.c_str(), (long long)len, e.what());
           continue;
         }
+        for (const auto& s : samples)
+          if (s.model_template != ruler_options.model_template)
+            fail(path, "generated with RULER template '" + s.model_template + "', the config asks for '" +
+                           ruler_options.model_template + "'; delete the file to generate it again");
         for (const auto& s : samples) {
           items.push_back({"ruler", task + "/" + std::to_string(len) + "/" + std::to_string(s.index),
                            [&, s](const CacheSelection& sel) {
-                             auto j = run_generation(sel, prompt_ids(s.input, s.context_end, s.answer_prefix), s.tokens_to_generate, {});
+                             auto j = run_generation(sel, ruler_prompt(*tokenizer, s), s.tokens_to_generate, {});
                              j["task"] = s.task;
                              j["index"] = s.index;
                              j["length"] = s.max_length;
@@ -218,16 +226,22 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
   // NIAH
   if (c.niah) {
     const std::string path = join_path(join_path(c.out_dir, "data"), "niah.jsonl");
-    auto samples = load_or_generate<NiahSample>(path, [&] { return generate_niah(*c.niah, count); }, NiahSample::from_json);
+    auto samples = load_or_generate<NiahSample>(path, [&] { return generate_niah(*c.niah, *tokenizer, chat, c.seed); },
+                                                NiahSample::from_json);
+    for (const auto& s : samples)
+      if (s.setup != c.niah->setup)
+        fail(path, "holds NIAH samples of setup '" + s.setup + "', the config asks for '" + c.niah->setup +
+                       "'; delete the file to generate it again");
     for (const auto& s : samples) {
-      char key[64];
-      std::snprintf(key, sizeof(key), "%lld/%g", (long long)s.length, s.depth);
-      items.push_back({"niah", key, [&, s](const CacheSelection& sel) {
-                         auto j = run_generation(sel, prompt_ids(s.input, s.context_end, s.answer_prefix), c.niah->tokens_to_generate, {});
+      items.push_back({"niah", s.key(), [&, s](const CacheSelection& sel) {
+                         auto j = run_generation(sel, niah_prompt(*tokenizer, chat, s), s.tokens_to_generate, {});
+                         j["setup"] = s.setup;
                          j["length"] = s.length;
                          j["depth"] = s.depth;
-                         j["keywords"] = s.keywords;
-                         j["score"] = niah_score(j["pred"].get<std::string>(), s.keywords);
+                         j["sample"] = s.sample;
+                         j["outputs"] = s.outputs;
+                         j["needle"] = s.needle;
+                         j["score"] = niah_score(s, j["pred"].get<std::string>());
                          return j;
                        }});
     }
@@ -236,6 +250,15 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
   std::shared_ptr<LongBenchPrompts> lb_prompts;
   if (c.longbench) {
     lb_prompts = std::make_shared<LongBenchPrompts>(LongBenchPrompts::load(c.longbench->config_dir));
+    const auto budget = resolve_longbench_budget(*c.longbench, model->config().max_position_embeddings);
+    const bool longbench_form = c.longbench->chat_form == "longbench" ||
+                                (c.longbench->chat_form == "auto" && chat.format == ChatFormat::kLlama2);
+    write_text_atomic(join_path(c.out_dir, "longbench-settings.json"),
+                      nlohmann::json({{"max_length", budget.max_length}, {"max_length_source", budget.source},
+                                      {"chat_form", longbench_form ? "longbench (pred.py build_chat)" : "hf chat template"},
+                                      {"chat_format", chat_format_name(chat.format)}})
+                              .dump(2) +
+                          "\n");
     for (const auto& dataset : c.longbench->datasets) {
       const std::string path = join_path(c.longbench->data_dir, dataset + ".jsonl");
       if (!file_exists(path)) fail(path, "LongBench data for '" + dataset + "' not found (download it yourself; not shipped)");
@@ -245,14 +268,18 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
       for (size_t i = 0; i < records.size(); ++i) {
         const auto record = records[i];
         const std::string where = path + ": record " + std::to_string(i + 1);
-        items.push_back({"longbench", dataset + "/" + std::to_string(i), [&, record, dataset, where](const CacheSelection& sel) {
+        if (!record.contains("length") || !record["length"].is_number_integer())
+          fail(where, "no integer 'length' (LongBench records carry the context length; LongBench-E buckets by it)");
+        items.push_back({"longbench", dataset + "/" + std::to_string(i),
+                         [&, record, dataset, where, budget, longbench_form](const CacheSelection& sel) {
                            const auto in = build_longbench_input(*lb_prompts, dataset, record, *tokenizer, chat,
-                                                                 c.longbench->max_length, where);
-                           auto j = run_generation(sel, {in.ids, in.span}, in.max_new_tokens, in.extra_stop_ids);
+                                                                 budget.max_length, where, longbench_form);
+                           auto j = run_generation(sel, {in.ids, in.span}, in.max_new_tokens, in.extra_stop_ids,
+                                                   in.min_new_tokens);
                            j["dataset"] = dataset;
                            j["answers"] = record.value("answers", nlohmann::json::array());
                            j["all_classes"] = record.value("all_classes", nlohmann::json());
-                           j["length"] = record.value("length", 0);
+                           j["length"] = record["length"];
                            j["_id"] = record.value("_id", "");
                            return j;
                          }});
@@ -342,7 +369,13 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
       for (const auto& m : c.methods) {
         if (done[m.name][it.benchmark].count(it.key)) continue;
         const double t0 = monotonic_seconds();
-        auto record = it.run(selections[m.name]);
+        nlohmann::json record;
+        try {
+          record = it.run(selections[m.name]);
+        } catch (const Error& e) {  // this method cannot run this sample: record why, go on
+          record = {{"error", e.what()}};
+          std::fprintf(stderr, "[eval] %s %s %s: %s\n", m.name.c_str(), it.benchmark.c_str(), it.key.c_str(), e.what());
+        }
         record["benchmark"] = it.benchmark;
         record["key"] = it.key;
         record["method"] = m.name;

@@ -63,7 +63,8 @@ std::string fill_longbench_prompt(const std::string& tmpl, const nlohmann::json&
 
 LongBenchInput build_longbench_input(const LongBenchPrompts& prompts, const std::string& dataset,
                                      const nlohmann::json& record, const Tokenizer& tokenizer,
-                                     const ChatOptions& chat, int64_t max_length, const std::string& where) {
+                                     const ChatOptions& chat, int64_t max_length, const std::string& where,
+                                     bool longbench_form) {
   auto pit = prompts.prompt.find(dataset);
   auto mit = prompts.max_new.find(dataset);
   if (pit == prompts.prompt.end() || mit == prompts.max_new.end())
@@ -78,8 +79,14 @@ LongBenchInput build_longbench_input(const LongBenchPrompts& prompts, const std:
   }
   LongBenchInput in;
   const bool use_chat = longbench_uses_chat(dataset);
+  const bool bos = tokenizer.bos_id().has_value();
   const PromptRenderer render = [&](const std::string& text) {
-    return use_chat ? render_chat(tokenizer, {{"user", text}}, chat) : tokenizer.encode(text, tokenizer.bos_id().has_value());
+    if (!use_chat) return tokenizer.encode(text, bos);
+    if (longbench_form) {
+      if (chat.format == ChatFormat::kLlama2) return tokenizer.encode("[INST]" + text + "[/INST]", bos);
+      return tokenizer.encode(text, bos);
+    }
+    return render_chat(tokenizer, {{"user", text}}, chat);
   };
   in.ids = render(prompt);
   // The question is the template's text after {context}; it survives truncation unless the
@@ -95,6 +102,7 @@ LongBenchInput build_longbench_input(const LongBenchPrompts& prompts, const std:
   if (dataset == "samsum") {
     const auto nl = tokenizer.encode("\n", false);
     if (!nl.empty()) in.extra_stop_ids.push_back(nl.back());
+    in.min_new_tokens = 1;
   }
   return in;
 }

@@ -35,4 +35,12 @@ std::vector<int64_t> chat_postfix_ids(const Tokenizer& tokenizer, const ChatOpti
   return {empty.begin() + static_cast<std::ptrdiff_t>(header), empty.end()};
 }
 
+std::vector<int64_t> kvzip_repeat_postfix_ids(const Tokenizer& tokenizer, const ChatOptions& chat) {
+  if (chat.format == ChatFormat::kPlain) return tokenizer.encode("\n\nAnswer: ", false);
+  auto ids = tokenizer.encode("\n\n", false);
+  const auto post = chat_postfix_ids(tokenizer, chat);
+  ids.insert(ids.end(), post.begin(), post.end());
+  return ids;
+}
+
 }  // namespace echokv

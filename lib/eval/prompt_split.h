@@ -22,7 +22,13 @@ using PromptRenderer = std::function<std::vector<int64_t>(const std::string& tex
 PromptSpan find_context_span(const PromptRenderer& render, const std::string& text, int64_t context_end_chars,
                              const std::vector<int64_t>& full);
 
-// Tokens the chat template puts after the user message (KVzip's postfix before the repeat).
+// Tokens the chat template puts after the user message.
 std::vector<int64_t> chat_postfix_ids(const Tokenizer& tokenizer, const ChatOptions& chat);
+
+// KVzip's postfix before a repeat prompt's answer (snu-mllab/KVzip model/template.py):
+// "\n\n" + the template's end of the user turn and start of the assistant's (Llama 3:
+// "\n\n<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"); without a chat
+// template its fallback "\n\nAnswer: ".
+std::vector<int64_t> kvzip_repeat_postfix_ids(const Tokenizer& tokenizer, const ChatOptions& chat);
 
 }  // namespace echokv

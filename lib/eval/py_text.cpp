@@ -237,4 +237,92 @@ double round_to(double x, int ndigits) {
   return std::strtod(buf, nullptr);
 }
 
+
+namespace {
+
+void append_utf8(std::string& out, uint32_t cp) {
+  out += to_utf8(std::u32string(1, static_cast<char32_t>(cp)));
+}
+
+}  // namespace
+
+std::vector<std::string> parse_str_list_literal(std::string_view t) {
+  size_t i = 0;
+  auto skip = [&] {
+    while (i < t.size() && (t[i] == ' ' || t[i] == '\n' || t[i] == '\t' || t[i] == '\r')) ++i;
+  };
+  auto bad = [&](const std::string& why) -> std::vector<std::string> {
+    throw Error("not a Python list of strings (" + why + "): " + std::string(t.substr(0, 80)));
+  };
+  auto read_string = [&]() -> std::string {
+    const char q = t[i++];
+    std::string out;
+    while (i < t.size() && t[i] != q) {
+      char c = t[i++];
+      if (c != '\\') {
+        out.push_back(c);
+        continue;
+      }
+      if (i >= t.size()) break;
+      c = t[i++];
+      auto hex = [&](int n) {
+        if (i + n > t.size()) throw Error("truncated escape in a Python string literal");
+        const uint32_t v = static_cast<uint32_t>(std::stoul(std::string(t.substr(i, n)), nullptr, 16));
+        i += n;
+        return v;
+      };
+      switch (c) {
+        case 'n': out.push_back('\n'); break;
+        case 't': out.push_back('\t'); break;
+        case 'r': out.push_back('\r'); break;
+        case 'x': append_utf8(out, hex(2)); break;
+        case 'u': append_utf8(out, hex(4)); break;
+        case 'U': append_utf8(out, hex(8)); break;
+        default: out.push_back(c);  // \\ \' \"
+      }
+    }
+    if (i >= t.size()) throw Error("unclosed string in a Python list literal: " + std::string(t.substr(0, 80)));
+    ++i;
+    return out;
+  };
+  skip();
+  if (i < t.size() && (t[i] == '\'' || t[i] == '"')) {
+    auto one = read_string();
+    skip();
+    if (i != t.size()) return bad("text after the string");
+    return {one};
+  }
+  if (i >= t.size() || t[i] != '[') return bad("no '['");
+  ++i;
+  std::vector<std::string> out;
+  skip();
+  if (i < t.size() && t[i] == ']') {
+    ++i;
+  } else {
+    while (true) {
+      skip();
+      if (i >= t.size() || (t[i] != '\'' && t[i] != '"')) return bad("an element is not a quoted string");
+      out.push_back(read_string());
+      skip();
+      if (i < t.size() && t[i] == ',') {
+        ++i;
+        skip();
+        if (i < t.size() && t[i] == ']') {
+          ++i;
+          break;
+        }
+        continue;
+      }
+      if (i < t.size() && t[i] == ']') {
+        ++i;
+        break;
+      }
+      return bad("expected ',' or ']'");
+    }
+  }
+  skip();
+  if (i != t.size()) return bad("text after ']'");
+  return out;
+}
+
 }  // namespace echokv::py

@@ -27,5 +27,9 @@ std::string sub(const std::string& pattern, std::string_view replacement, std::s
 
 // Python's round(x, ndigits): round half to even on the exact binary value.
 double round_to(double x, int ndigits);
+// A Python literal list of strings as repr() / str() writes it ("['a', \"b's\"]", escapes
+// \\ \' \" \n \t \r \xhh \uhhhh \Uhhhhhhhh); a bare string gives a one-element list.
+// Throws Error on anything else.
+std::vector<std::string> parse_str_list_literal(std::string_view text);
 
 }  // namespace echokv::py

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "eval/py_text.h"
+#include "eval/ruler_template.h"
 #include "eval/sample_rng.h"
 #include "eval/sentence_split.h"
 #include "io/jsonl.h"
@@ -52,6 +53,15 @@ std::string format(const std::string& tmpl, const std::map<std::string, std::str
   return out;
 }
 
+
+std::string random_letters(SampleRng& rng, int k, char base) {
+  std::string s;
+  for (int i = 0; i < k; ++i) s.push_back(static_cast<char>(base + rng.below(26)));
+  return s;
+}
+
+}  // namespace
+
 std::vector<std::string> read_word_list(const std::string& path) {
   std::vector<std::string> words;
   std::set<std::string> seen;
@@ -63,33 +73,9 @@ std::vector<std::string> read_word_list(const std::string& path) {
   return words;
 }
 
-std::string random_letters(SampleRng& rng, int k, char base) {
-  std::string s;
-  for (int i = 0; i < k; ++i) s.push_back(static_cast<char>(base + rng.below(26)));
-  return s;
-}
-
-struct Made {
-  std::string input, prefix;
-  std::vector<std::string> outputs;
-  int64_t question_chars = -1;  // bytes of input after the context (the filled template's tail)
-};
-
-// The filled template, its answer prefix, and where its context ends (from the template's
-// text after "{context}").
-Made fill(const std::string& tmpl, const std::string& prefix, const std::map<std::string, std::string>& f,
-          std::vector<std::string> outputs) {
-  Made m{format(tmpl, f), format(prefix, f), std::move(outputs)};
-  const size_t at = tmpl.find("{context}");
-  if (at != std::string::npos) m.question_chars = static_cast<int64_t>(format(tmpl.substr(at + 9), f).size());
-  return m;
-}
-
-}  // namespace
-
 struct RulerData::Impl {
   std::string dir, squad_path, hotpot_path;
-  std::vector<std::string> essay_words, nouns, adjs, cwe_words;
+  std::vector<std::string> essay_words, nouns, adjs, cwe_words, english_words;
   struct Qa {
     std::string query;
     std::vector<std::string> outputs;
@@ -118,7 +104,7 @@ int64_t RulerTask::int_arg(const std::string& key) const {
 nlohmann::json RulerSample::to_json() const {
   return {{"task", task}, {"index", index}, {"input", input}, {"answer_prefix", answer_prefix}, {"outputs", outputs},
           {"length", length}, {"max_length", max_length}, {"tokens_to_generate", tokens_to_generate},
-          {"context_end", context_end}};
+          {"context_begin", context_begin}, {"context_end", context_end}, {"model_template", model_template}};
 }
 
 RulerSample RulerSample::from_json(const nlohmann::json& j, const std::string& where) {
@@ -131,8 +117,13 @@ RulerSample RulerSample::from_json(const nlohmann::json& j, const std::string& w
   s.length = j.value("length", 0);
   s.max_length = j.value("max_length", 0);
   s.tokens_to_generate = j.value("tokens_to_generate", 0);
+  s.context_begin = j.value("context_begin", int64_t{0});
   s.context_end = j.value("context_end", int64_t{-1});
+  s.model_template = j.value("model_template", "base");
   if (s.context_end > static_cast<int64_t>(s.input.size())) fail(where, "context_end lies beyond the input");
+  if (s.context_begin < 0 || s.context_begin > static_cast<int64_t>(s.input.size()) ||
+      (s.context_end >= 0 && s.context_begin > s.context_end))
+    fail(where, "context_begin lies outside the input or after context_end");
   return s;
 }
 
@@ -187,6 +178,17 @@ RulerData::RulerData(const std::string& data_dir, std::string squad_path, std::s
   all.insert(impl_->adjs.begin(), impl_->adjs.end());
   for (auto& v : read_word_list(join_path(data_dir, "verblist.txt"))) all.insert(v);
   impl_->cwe_words.assign(all.begin(), all.end());
+  // RULER's json/english_words.json ({"word": "word", ...}), optional.
+  const std::string english_path = join_path(data_dir, "english_words.json");
+  if (file_exists(english_path)) {
+    try {
+      const auto j = nlohmann::json::parse(read_text_file(english_path));
+      if (!j.is_object()) fail(english_path, "expected an object of words");
+      for (const auto& [k, v] : j.items()) impl_->english_words.push_back(v.get<std::string>());
+    } catch (const nlohmann::json::exception& e) {
+      fail(english_path, std::string("not RULER's english_words.json: ") + e.what());
+    }
+  }
 }
 
 RulerData::~RulerData() = default;
@@ -277,22 +279,106 @@ const std::pair<std::vector<RulerData::Impl::Qa>, std::vector<std::string>>& Rul
   }
 }
 
+namespace {
+
+// One generated prompt: the whole text (model template, task template, answer prefix) and
+// where its context ends (bytes from the end of the text, the filled template's tail).
+struct Draft {
+  std::string text;
+  std::vector<std::string> outputs;
+  int64_t tail_chars = 0;
+  int64_t head_chars = -1;  // bytes before the task template; < 0: the model template's head
+};
+
+// str.format on the template (named fields; unknown ones are left as they are), and the
+// length of what follows "{context}" once filled.
+Draft draft(const std::string& tmpl, const std::map<std::string, std::string>& fields, std::vector<std::string> outputs) {
+  Draft d{format(tmpl, fields), std::move(outputs), 0, -1};
+  const size_t at = tmpl.find("{context}");
+  d.tail_chars = at == std::string::npos ? 0 : static_cast<int64_t>(format(tmpl.substr(at + 9), fields).size());
+  return d;
+}
+
+// The official scripts' search: the largest unit count in [incremental, upper] whose prompt
+// (plus extra tokens) fits L; `incremental` when none does.
+int64_t search_units(const std::function<int64_t(int64_t)>& tokens_for, int64_t max_length, int64_t incremental,
+                     int64_t upper) {
+  int64_t lo = incremental, hi = std::max(upper, incremental * 2), best = -1;
+  while (lo <= hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (tokens_for(mid) <= max_length) {
+      best = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return best < 0 ? incremental : best;
+}
+
+// RULER's estimate of the search's upper bound: int((L / tokens_per_unit) * 3).
+int64_t three_times_estimate(int64_t max_length, int64_t probe_tokens, int64_t probe_units) {
+  const double per_unit = std::max(1e-9, static_cast<double>(probe_tokens) / static_cast<double>(probe_units));
+  return static_cast<int64_t>(static_cast<double>(max_length) / per_unit * 3.0);
+}
+
+// Riemann zeta(alpha), alpha > 1: partial sum plus the Euler-Maclaurin tail.
+double zeta(double alpha) {
+  const int64_t n = 100000;
+  double sum = 0;
+  for (int64_t k = 1; k < n; ++k) sum += std::pow(static_cast<double>(k), -alpha);
+  const double N = static_cast<double>(n);
+  return sum + std::pow(N, 1 - alpha) / (alpha - 1) + 0.5 * std::pow(N, -alpha) + alpha / 12.0 * std::pow(N, -alpha - 1);
+}
+
+std::string numbered(const std::vector<std::string>& words) {
+  std::string s;
+  for (size_t i = 0; i < words.size(); ++i) s += (i ? " " : "") + std::to_string(i + 1) + ". " + words[i];
+  return s;
+}
+
+}  // namespace
+
 std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t max_length, int64_t num_samples,
-                                             uint64_t seed, const PromptTokenCounter& count) const {
+                                             uint64_t seed, const RulerTokenCounter& count,
+                                             const RulerGenerateOptions& options) const {
   const RulerTask& t = task(name);
   if (const std::string why = unavailable_reason(name); !why.empty()) throw Error(why);
+  const RulerModelTemplate model_template = ruler_model_template(options.model_template);
   SampleRng rng(seed, name + "/" + std::to_string(max_length));
   const Impl& d = *impl_;
   const int64_t ttg = t.tokens_to_generate;
-  auto total = [&](const Made& m) { return count(m.input, m.prefix) + ttg; };
+  // prepare.py: the model template around the task template, then the answer prefix.
+  const std::string full_template = model_template.wrap(t.template_text) + t.answer_prefix;
+  // The official split: the answer prefix starts at the last occurrence of its first 10 characters.
+  auto finish = [&](int64_t index, const Draft& m, int64_t length) {
+    const std::string key = t.answer_prefix.substr(0, std::min<size_t>(10, t.answer_prefix.size()));
+    size_t at = key.empty() ? std::string::npos : m.text.rfind(key);
+    if (at == std::string::npos) at = m.text.size();
+    RulerSample s;
+    s.task = name;
+    s.index = index;
+    s.input = m.text.substr(0, at);
+    s.answer_prefix = m.text.substr(at);
+    s.outputs = m.outputs;
+    s.length = length;
+    s.max_length = max_length;
+    s.tokens_to_generate = ttg;
+    s.model_template = model_template.name;
+    const int64_t input_chars = static_cast<int64_t>(s.input.size());
+    s.context_begin = std::min<int64_t>(input_chars, m.head_chars >= 0 ? m.head_chars : static_cast<int64_t>(model_template.head().size()));
+    s.context_end = std::max(s.context_begin, std::min(input_chars, static_cast<int64_t>(m.text.size()) - m.tail_chars));
+    return s;
+  };
 
-  std::function<Made(int64_t, int64_t)> make;  // (haystack size, sample index) -> sample
-  int64_t incremental = 10;
+  std::function<Draft(int64_t, int64_t)> make;  // (haystack units, sample index) -> prompt
+  int64_t incremental = 10, units = -1;          // units < 0: found by the generic search below
+  int64_t extra_tokens = 0;                       // counted in the search besides the prompt (vt's ICL example)
 
   if (t.kind == "niah") {
     const std::string type_haystack = t.arg("type_haystack"), type_k = t.arg("type_needle_k"), type_v = t.arg("type_needle_v");
     const int64_t nv = t.int_arg("num_needle_v"), nq = t.int_arg("num_needle_q");
-    const int64_t nk = std::max(t.int_arg("num_needle_k"), nq);  // as niah.py: at least as many keys as queries
+    const int64_t nk = std::max(t.int_arg("num_needle_k"), nq);  // at least as many keys as queries
     incremental = type_haystack == "essay" ? 500 : (max_length < 4096 ? 5 : 25);
     std::vector<int> depths;  // np.round(np.linspace(0, 100, 40)).astype(int)
     for (int i = 0; i < 40; ++i) depths.push_back(static_cast<int>(std::nearbyint(100.0 * i / 39.0)));
@@ -310,7 +396,7 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
       }
       throw Error("RULER niah: unknown needle type '" + type + "'");
     };
-    make = [=, &d, &rng, &t](int64_t n, int64_t) -> Made {
+    make = [=, &d, &rng](int64_t n, int64_t) -> Draft {
       std::vector<std::string> keys, needles;
       std::vector<std::vector<std::string>> values;
       for (int64_t k = 0; k < nk; ++k) {
@@ -359,41 +445,44 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
       std::string query = queries.back();
       if (queries.size() > 1)
         query = py::join(std::vector<std::string>(queries.begin(), queries.end() - 1), ", ") + ", and " + queries.back();
-      std::string tmpl = t.template_text, prefix = t.answer_prefix, type_shown = type_v;
-      if (nq * nv == 1) {  // the singular rewrite, on template and answer prefix alike
-        for (std::string* s : {&tmpl, &prefix}) {
-          *s = replace_all(*s, "Some", "A");
-          *s = replace_all(*s, "are all", "is");
-          *s = replace_all(*s, "are", "is");
-          *s = replace_all(*s, "answers", "answer");
-        }
+      std::string tmpl = full_template, type_shown = type_v;
+      if (nq * nv == 1) {  // niah.py's singular rewrite, on the whole template (model template included)
+        tmpl = replace_all(tmpl, "Some", "A");
+        tmpl = replace_all(tmpl, "are all", "is");
+        tmpl = replace_all(tmpl, "are", "is");
+        tmpl = replace_all(tmpl, "answers", "answer");
         type_shown = type_v.substr(0, type_v.size() - 1);
       }
-      const std::map<std::string, std::string> f = {{"type_needle_v", type_shown}, {"context", context}, {"query", query}};
-      return fill(tmpl, prefix, f, answers);
+      Draft m = draft(tmpl, {{"type_needle_v", type_shown}, {"context", context}, {"query", query}}, answers);
+      if (nq * nv == 1) {  // the head, rewritten alike
+        std::string head = model_template.head();
+        for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{{"Some", "A"}, {"are all", "is"}, {"are", "is"}, {"answers", "answer"}})
+          head = replace_all(head, from, to);
+        m.head_chars = static_cast<int64_t>(head.size());
+      }
+      return m;
     };
   } else if (t.kind == "variable_tracking") {
+    if (t.arg("type_haystack") != "noise") throw Error("RULER " + name + ": only the noise haystack is implemented for vt");
     const int64_t chains = t.int_arg("num_chains"), hops = t.int_arg("num_hops");
-    auto chain_text = [&rng](int64_t n_chains, int64_t n_hops, int name_len, std::vector<std::vector<std::string>>& vars) {
+    // generate_input_output: chains among n noise lines joined by "\n"; the ICL form has
+    // 3-letter names, at most 10 hops, the value 12345 and the bare task template.
+    // (captures only what outlives this block: `make` runs after it)
+    auto one = [&rng, &t, &full_template, chains, hops](int64_t n_noise, bool icl) -> Draft {
+      const int64_t n_hops = icl ? std::min<int64_t>(10, hops) : hops;
       std::set<std::string> used;
-      std::vector<std::vector<std::string>> lines;
-      for (int64_t c = 0; c < n_chains; ++c) {
+      std::vector<std::vector<std::string>> vars, lines;
+      for (int64_t c = 0; c < chains; ++c) {
         vars.emplace_back();
         while (static_cast<int64_t>(vars.back().size()) < n_hops + 1) {
-          const std::string v = random_letters(rng, name_len, 'A');
+          const std::string v = random_letters(rng, icl ? 3 : 5, 'A');
           if (used.insert(v).second) vars.back().push_back(v);
         }
         lines.emplace_back();
-        lines.back().push_back("VAR " + vars.back()[0] + " = " + std::to_string(rng.randint(10000, 99998)));
-        for (int64_t j = 0; j < n_hops; ++j)
-          lines.back().push_back("VAR " + vars.back()[j + 1] + " = VAR " + vars.back()[j] + " ");
+        lines.back().push_back("VAR " + vars.back()[0] + " = " + (icl ? std::string("12345") : std::to_string(rng.randint(10000, 99998))));
+        for (int64_t j = 0; j < n_hops; ++j) lines.back().push_back("VAR " + vars.back()[j + 1] + " = VAR " + vars.back()[j] + " ");
       }
-      return lines;
-    };
-    auto one = [&, chains](int64_t n_noise, int64_t n_hops, int name_len) -> Made {
-      std::vector<std::vector<std::string>> vars;
-      auto lines = chain_text(chains, n_hops, name_len, vars);
-      std::vector<std::string> sentences(static_cast<size_t>(n_noise), std::string(kNoise) + "\n");
+      std::vector<std::string> sentences(static_cast<size_t>(n_noise), std::string(kNoise));
       for (const auto& chain : lines) {
         if (sentences.size() < chain.size()) throw Error("RULER vt: too few noise sentences for the chain");
         auto pos = rng.sample_indices(sentences.size(), chain.size());
@@ -402,139 +491,185 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
       }
       const std::string context = replace_all(py::join(sentences, "\n"), ". \n", ".\n");
       const std::string value = py::strip(lines[0][0].substr(lines[0][0].rfind('=') + 1));
-      const std::map<std::string, std::string> f = {{"context", context}, {"query", value}, {"num_v", std::to_string(n_hops + 1)}};
-      return fill(t.template_text, t.answer_prefix, f, vars[0]);
+      const std::string tmpl = icl ? t.template_text + t.answer_prefix : full_template;
+      return draft(tmpl, {{"context", context}, {"query", value}, {"num_v", std::to_string(n_hops + 1)}}, vars[0]);
     };
-    // The in-context example: 3-letter names, sized to at most 500 tokens (RULER's setting).
-    std::string icl;
-    for (int64_t n = 5;; n += 5) {
-      const Made m = one(n, std::min<int64_t>(10, hops), 3);
-      const std::string text = m.input + m.prefix + " " + py::join(m.outputs, " ") + "\n\n";
-      if (count(text, "") > 500 && !icl.empty()) break;
-      icl = text;
-      if (n > 500) break;
+    // The ICL example: the same search at L = 500 with no tokens to generate, step 5.
+    const int64_t icl_probe = count(one(5, true).text);
+    const int64_t icl_units = search_units([&](int64_t n) { return count(one(n, true).text); }, 500, 5,
+                                           three_times_estimate(500, icl_probe, 5));
+    std::string icl_example;
+    for (int64_t n = icl_units;; n = n > 5 ? n - 5 : n - 1) {
+      if (n < 1) throw Error("RULER " + name + ": no in-context example fits 500 tokens");
+      const Draft e = one(n, true);
+      if (count(e.text) <= 500) {
+        icl_example = e.text + " " + py::join(e.outputs, " ") + "\n";
+        break;
+      }
     }
-    make = [=](int64_t n, int64_t) -> Made {
-      Made m = one(n, hops, 5);
-      m.input = icl + m.input;
+    extra_tokens = count(icl_example);
+    incremental = max_length < 4096 ? 5 : 10;
+    // randomize_icl: new names for the example's answers, a new value for 12345.
+    auto randomize_icl = [&rng, hops](std::string icl) {
+      auto words = py::split(py::strip(icl));
+      const size_t take = std::min(words.size(), static_cast<size_t>(hops + 1));
+      for (size_t i = words.size() - take; i < words.size(); ++i)
+        icl = replace_all(icl, words[i], random_letters(rng, static_cast<int>(words[i].size()), 'A'));
+      return replace_all(icl, "12345", std::to_string(rng.randint(10000, 99998)));
+    };
+    const std::string task_head = t.template_text.substr(0, 20);
+    make = [=](int64_t n, int64_t) -> Draft {
+      Draft m = one(n, false);
+      const size_t cutoff = m.text.find(task_head);
+      m.text.insert(cutoff == std::string::npos ? 0 : cutoff, randomize_icl(icl_example) + "\n");
       return m;
     };
+    // The search sizes the bare prompt and adds the example's tokens.
+    const int64_t probe = count(one(incremental, false).text);
+    units = search_units([&](int64_t n) { return count(one(n, false).text) + extra_tokens + ttg; }, max_length, incremental,
+                         three_times_estimate(max_length, probe, incremental));
   } else if (t.kind == "common_words_extraction") {
     const int64_t freq_cw = t.int_arg("freq_cw"), freq_ucw = t.int_arg("freq_ucw"), num_cw = t.int_arg("num_cw");
-    std::vector<std::string> words = d.cwe_words;
-    SampleRng(seed, "cwe-words").shuffle(words);
-    auto example = [&rng, words, num_cw](int64_t n, int64_t common_rep, int64_t uncommon_rep, std::vector<std::string>& common) {
-      if (n > static_cast<int64_t>(words.size())) throw Error("RULER cwe: needs more distinct words than the word lists hold");
+    auto shuffled = std::make_shared<std::vector<std::string>>(d.cwe_words);
+    SampleRng(seed, "cwe-words").shuffle(*shuffled);
+    const std::vector<std::string>& english = d.english_words;  // lives in Impl
+    const std::string english_path = join_path(d.dir, "english_words.json");
+    // (captures only what outlives this block: `make` runs after it)
+    auto example = [&rng, shuffled, &english, english_path, num_cw](int64_t n, int64_t common_rep, int64_t uncommon_rep,
+                                                                   std::vector<std::string>& common) {
+      const std::vector<std::string>& words = *shuffled;
+      const std::vector<std::string>& pool = n <= static_cast<int64_t>(words.size()) ? words : english;
+      if (n > static_cast<int64_t>(pool.size()))
+        throw Error("RULER cwe: this length needs " + std::to_string(n) + " distinct words; the word lists hold " +
+                    std::to_string(words.size()) + (english.empty() ? " and " + english_path + " (RULER's json/english_words.json) is absent"
+                                                                      : " and english_words.json " + std::to_string(english.size())));
       std::vector<std::string> chosen;
-      for (size_t i : rng.sample_indices(words.size(), static_cast<size_t>(n))) chosen.push_back(words[i]);
+      for (size_t i : rng.sample_indices(pool.size(), static_cast<size_t>(n))) chosen.push_back(pool[i]);
       common.assign(chosen.begin(), chosen.begin() + std::min<int64_t>(num_cw, n));
       std::vector<std::string> list;
       for (int64_t r = 0; r < common_rep; ++r) list.insert(list.end(), common.begin(), common.end());
-      for (int64_t r = 0; r < uncommon_rep; ++r) list.insert(list.end(), chosen.begin() + common.size(), chosen.end());
+      for (int64_t r = 0; r < uncommon_rep; ++r) list.insert(list.end(), chosen.begin() + static_cast<std::ptrdiff_t>(common.size()), chosen.end());
       rng.shuffle(list);
-      std::string ctx;
-      for (size_t i = 0; i < list.size(); ++i) ctx += (i ? " " : "") + std::to_string(i + 1) + ". " + list[i];
-      return ctx;
+      return numbered(list);
     };
     const bool short_ctx = max_length < 4096;
-    make = [=, &t](int64_t n, int64_t) -> Made {
+    const std::string cw = std::to_string(num_cw);
+    // The few-shot example is a whole wrapped exchange (model template, answer prefix, its
+    // answer), joined to the question's prompt by "\n".
+    make = [=, &t](int64_t n, int64_t) -> Draft {
       std::vector<std::string> shot_answer, answer;
       const std::string shot_ctx = short_ctx ? example(20, 3, 1, shot_answer) : example(40, 10, 3, shot_answer);
       const std::string ctx = short_ctx ? example(n, 6, 1, answer) : example(n, freq_cw, freq_ucw, answer);
-      std::string numbered;
-      for (size_t i = 0; i < shot_answer.size(); ++i) numbered += (i ? " " : "") + std::to_string(i + 1) + ". " + shot_answer[i];
-      const std::string shot = format(t.template_text, {{"context", shot_ctx}, {"query", ""}}) +
-                               format(t.answer_prefix, {{"query", ""}}) + " " + numbered + "\n\n";
-      return {shot + format(t.template_text, {{"context", ctx}, {"query", ""}}), format(t.answer_prefix, {{"query", ""}}), answer};
+      const std::string shot = format(full_template, {{"num_cw", cw}, {"context", shot_ctx}, {"query", ""}}) + " " + numbered(shot_answer);
+      Draft m = draft(full_template, {{"num_cw", cw}, {"context", ctx}, {"query", ""}}, answer);
+      m.text = shot + "\n" + m.text;
+      return m;
     };
+    (void)t;
+    // Tokens per word from a 4096-word prompt; upper bound int(L // per_word) * 2.
+    const int64_t probe = count(make(4096, 0).text);
+    const double per_word = static_cast<double>(probe) / 4096.0;
+    units = search_units([&](int64_t n) { return count(make(n, 0).text) + ttg; }, max_length, incremental,
+                         static_cast<int64_t>(std::floor(static_cast<double>(max_length) / per_word)) * 2);
   } else if (t.kind == "freq_words_extraction") {
     const double alpha = std::stod(t.arg("alpha"));
-    const int64_t vocab_size = std::max<int64_t>(max_length / 50, 4);
-    double zeta = 0;  // Riemann zeta(alpha), alpha > 1
-    for (int64_t k = 1; k < 2000000; ++k) zeta += std::pow(static_cast<double>(k), -alpha);
-    make = [=, &rng, &t](int64_t n, int64_t) -> Made {
+    const int64_t budget = max_length - ttg;  // the prompt's budget
+    const int64_t vocab_size = budget / 50;
+    if (vocab_size < 4) throw Error("RULER " + name + ": a target of " + std::to_string(max_length) + " tokens is too short (vocabulary of " + std::to_string(vocab_size) + " words)");
+    const int64_t step = std::max<int64_t>(1, budget / 32);
+    const double z = zeta(alpha);
+    auto new_vocab = [&rng, vocab_size] {
       std::set<std::string> vocab_set;
       while (static_cast<int64_t>(vocab_set.size()) < vocab_size) vocab_set.insert(random_letters(rng, 6, 'a'));
       std::vector<std::string> vocab(vocab_set.begin(), vocab_set.end());
       rng.shuffle(vocab);
       vocab[0] = "...";  // the top-ranked word is noise
+      return vocab;
+    };
+    auto text_for = [&rng, &full_template, alpha, z](const std::vector<std::string>& vocab, int64_t n) {
       std::vector<std::string> text;
-      for (int64_t k = 1; k <= vocab_size; ++k) {
-        const auto c = static_cast<int64_t>(static_cast<double>(n) * std::pow(static_cast<double>(k), -alpha) / zeta);
-        for (int64_t i = 0; i < c; ++i) text.push_back(vocab[static_cast<size_t>(k - 1)]);
+      for (size_t k = 1; k <= vocab.size(); ++k) {
+        const auto c = static_cast<int64_t>(static_cast<double>(n) * std::pow(static_cast<double>(k), -alpha) / z);
+        for (int64_t i = 0; i < c; ++i) text.push_back(vocab[k - 1]);
       }
       rng.shuffle(text);
-      const std::map<std::string, std::string> f = {{"context", py::join(text, " ")}, {"query", ""}};
-      return fill(t.template_text, t.answer_prefix, f, {vocab[1], vocab[2], vocab[3]});
+      return draft(full_template, {{"context", py::join(text, " ")}, {"query", ""}}, {vocab[1], vocab[2], vocab[3]});
     };
+    // Grow from budget // 6 words by budget // 32 until the prompt reaches the budget, step back once.
+    {
+      const auto vocab = new_vocab();
+      int64_t n = budget / 6;
+      while (count(text_for(vocab, n).text) < budget) n += step;
+      units = n - step;
+    }
+    std::vector<RulerSample> out;
+    for (int64_t index = 0; index < num_samples; ++index) {
+      const auto vocab = new_vocab();
+      int64_t n = units;
+      Draft m = text_for(vocab, n);
+      int64_t tokens = count(m.text);
+      while (tokens > budget) {
+        n -= step;
+        if (n < 1) throw Error("RULER " + name + ": no word count fits " + std::to_string(max_length) + " tokens");
+        m = text_for(vocab, n);
+        tokens = count(m.text);
+      }
+      out.push_back(finish(index, m, tokens + ttg));
+    }
+    return out;
   } else if (t.kind == "qa") {
     const auto& [qas, docs] = d.qa(t.arg("dataset"));
     if (qas.empty()) throw Error("RULER " + name + ": the dataset has no answerable questions");
-    make = [&, name](int64_t n, int64_t index) -> Made {
+    const bool own_order = options.per_sample_document_order;
+    make = [&, own_order](int64_t n, int64_t index) -> Draft {
       const auto& q = qas[static_cast<size_t>(index) % qas.size()];
-      std::vector<size_t> chosen = q.context;
-      const int64_t need = n - static_cast<int64_t>(q.context.size());
-      if (n >= static_cast<int64_t>(docs.size())) {
-        chosen.clear();
-        for (size_t i = 0; i < docs.size(); ++i) chosen.push_back(i);
-      } else if (need > static_cast<int64_t>(q.more.size())) {
-        std::set<size_t> taken(q.context.begin(), q.context.end());
-        taken.insert(q.more.begin(), q.more.end());
-        chosen.insert(chosen.end(), q.more.begin(), q.more.end());
-        std::vector<size_t> rest;
-        for (size_t i = 0; i < docs.size(); ++i)
-          if (!taken.count(i)) rest.push_back(i);
-        for (size_t i : rng.sample_indices(rest.size(), static_cast<size_t>(need) - q.more.size())) chosen.push_back(rest[i]);
-      } else if (need > 0) {
-        for (size_t i : rng.sample_indices(q.more.size(), static_cast<size_t>(need))) chosen.push_back(q.more[i]);
+      std::vector<size_t> chosen;
+      const int64_t n_docs = static_cast<int64_t>(docs.size());
+      if (n < n_docs) {
+        chosen = q.context;
+        const int64_t need = std::max<int64_t>(0, n - static_cast<int64_t>(q.context.size()));
+        if (need > static_cast<int64_t>(q.more.size())) {
+          std::set<size_t> taken(q.context.begin(), q.context.end());
+          taken.insert(q.more.begin(), q.more.end());
+          chosen.insert(chosen.end(), q.more.begin(), q.more.end());
+          std::vector<size_t> rest;
+          for (size_t i = 0; i < docs.size(); ++i)
+            if (!taken.count(i)) rest.push_back(i);
+          const size_t extra = std::min(rest.size(), static_cast<size_t>(need) - q.more.size());
+          for (size_t i : rng.sample_indices(rest.size(), extra)) chosen.push_back(rest[i]);
+        } else {
+          for (size_t i : rng.sample_indices(q.more.size(), static_cast<size_t>(need))) chosen.push_back(q.more[i]);
+        }
+      } else {  // every document, repeated as needed, cut to n
+        for (int64_t i = 0; i < n; ++i) chosen.push_back(static_cast<size_t>(i % n_docs));
       }
-      rng.shuffle(chosen);
+      if (own_order) {
+        rng.shuffle(chosen);
+      } else {  // random.Random(seed).shuffle: one permutation per document count
+        SampleRng(seed, "qa-order/" + std::to_string(chosen.size())).shuffle(chosen);
+      }
       std::vector<std::string> parts;
       for (size_t i = 0; i < chosen.size(); ++i) parts.push_back("Document " + std::to_string(i + 1) + ":\n" + docs[chosen[i]]);
-      const std::map<std::string, std::string> f = {{"context", py::join(parts, "\n\n")}, {"query", q.query}};
-      return fill(t.template_text, t.answer_prefix, f, q.outputs);
+      return draft(full_template, {{"context", py::join(parts, "\n\n")}, {"query", q.query}}, q.outputs);
     };
   } else {
     throw Error("RULER task '" + name + "': unknown task kind '" + t.kind + "'");
   }
 
-  // Size the haystack: the largest N (binary search) with prompt + tokens_to_generate <= L.
-  const int64_t probe_tokens = total(make(incremental, 0));
-  const double per_unit = std::max(1e-9, static_cast<double>(probe_tokens) / static_cast<double>(incremental));
-  int64_t lo = incremental, hi = std::max<int64_t>(static_cast<int64_t>(max_length / per_unit) * 3, incremental * 2);
-  int64_t best = -1;
-  while (lo <= hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (total(make(mid, 0)) <= max_length) {
-      best = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
+  if (units < 0) {  // niah, qa: probe `incremental` units, search up to 3x the estimate
+    const int64_t probe = count(make(incremental, 0).text);
+    units = search_units([&](int64_t n) { return count(make(n, 0).text) + ttg; }, max_length, incremental,
+                         three_times_estimate(max_length, probe, incremental));
   }
-  if (best < 0) best = incremental;
 
   std::vector<RulerSample> out;
   for (int64_t index = 0; index < num_samples; ++index) {
-    int64_t used = best;
+    int64_t used = units;
     while (true) {
-      const Made m = make(used, index);
-      const int64_t length = total(m);
+      const Draft m = make(used, index);
+      const int64_t length = count(m.text) + ttg;
       if (length <= max_length) {
-        for (const auto& a : m.outputs)
-          if (!py::contains(m.input, a) && t.kind != "common_words_extraction" && t.kind != "freq_words_extraction")
-            throw Error("RULER " + name + ": generated answer '" + a + "' is missing from its context");
-        RulerSample s;
-        s.task = name;
-        s.index = index;
-        s.input = m.input;
-        s.context_end = m.question_chars >= 0 ? static_cast<int64_t>(m.input.size()) - m.question_chars : -1;
-        s.answer_prefix = m.prefix;
-        s.outputs = m.outputs;
-        s.length = length;
-        s.max_length = max_length;
-        s.tokens_to_generate = ttg;
-        out.push_back(std::move(s));
+        out.push_back(finish(index, m, length));
         break;
       }
       // RULER shrinks by the increment; below it (short targets, wordy tokenizers) keep halving.

@@ -81,6 +81,11 @@ GenerateResult generate_from(LlamaModel& model, KVCache& cache, torch::Tensor lo
   auto t1 = std::chrono::steady_clock::now();
   auto step = torch::empty({1, 1}, torch::kInt64);
   for (int64_t i = 0; i < options.max_new_tokens; ++i) {
+    if (i < options.min_new_tokens && !options.stop_ids.empty()) {
+      logits = logits.clone();
+      for (int64_t id : options.stop_ids)
+        if (id >= 0 && id < logits.size(0)) logits[id] = -std::numeric_limits<float>::infinity();
+    }
     const int64_t token = sampler.next(logits);
     result.tokens.push_back(token);
     const bool keep_going = !options.on_token || options.on_token(token);

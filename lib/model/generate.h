@@ -22,6 +22,9 @@ struct GenerateOptions {
   int64_t max_new_tokens = 64;
   SamplingOptions sampling;
   std::vector<int64_t> stop_ids;
+  // The first min_new_tokens tokens can be no stop id (their logits are -inf), as HF's
+  // min_length (MinLengthLogitsProcessor over its eos_token_id list) does.
+  int64_t min_new_tokens = 0;
   int64_t prefill_chunk = 512;
   // Called with each new token; return false to stop early.
   std::function<bool(int64_t token)> on_token;

@@ -70,7 +70,8 @@ void check_roles(const std::vector<ChatMessage>& messages) {
   }
 }
 
-std::vector<int64_t> render_llama3(const Tokenizer& tok, const std::vector<ChatMessage>& msgs, const ChatOptions& o) {
+std::vector<int64_t> render_llama3(const Tokenizer& tok, const std::vector<ChatMessage>& msgs, const ChatOptions& o,
+                                   const std::string& continuation) {
   Rendering r(tok);
   r.special("<|begin_of_text|>");
   size_t first = 0;
@@ -101,10 +102,11 @@ std::vector<int64_t> render_llama3(const Tokenizer& tok, const std::vector<ChatM
     r.special("<|end_header_id|>");
     r.text("\n\n");
   }
+  r.text(continuation);
   return r.take();
 }
 
-std::vector<int64_t> render_mistral(const Tokenizer& tok, const std::vector<ChatMessage>& msgs) {
+std::vector<int64_t> render_mistral(const Tokenizer& tok, const std::vector<ChatMessage>& msgs, const std::string& continuation) {
   Rendering r(tok);
   r.bos();
   size_t first = 0;
@@ -126,10 +128,11 @@ std::vector<int64_t> render_mistral(const Tokenizer& tok, const std::vector<Chat
       r.eos();
     }
   }
+  r.text(continuation);
   return r.take();
 }
 
-std::vector<int64_t> render_llama2(const Tokenizer& tok, const std::vector<ChatMessage>& in) {
+std::vector<int64_t> render_llama2(const Tokenizer& tok, const std::vector<ChatMessage>& in, const std::string& continuation) {
   std::vector<ChatMessage> msgs(in);
   if (!msgs.empty() && msgs[0].role == "system") {
     if (msgs.size() < 2 || msgs[1].role != "user") throw Error("llama2 chat: a system message must be followed by a user message");
@@ -150,22 +153,28 @@ std::vector<int64_t> render_llama2(const Tokenizer& tok, const std::vector<ChatM
     r.bos();
     r.text("[INST] " + trim(msgs[i].content) + " [/INST]");
   }
+  r.text(continuation);
   return r.take();
 }
 
 }  // namespace
 
 std::vector<int64_t> render_chat(const Tokenizer& tok, const std::vector<ChatMessage>& messages, const ChatOptions& o) {
+  return render_chat(tok, messages, o, "");
+}
+
+std::vector<int64_t> render_chat(const Tokenizer& tok, const std::vector<ChatMessage>& messages, const ChatOptions& o,
+                                 const std::string& continuation) {
   check_roles(messages);
   switch (o.format) {
-    case ChatFormat::kLlama3: return render_llama3(tok, messages, o);
-    case ChatFormat::kMistral: return render_mistral(tok, messages);
-    case ChatFormat::kLlama2: return render_llama2(tok, messages);
+    case ChatFormat::kLlama3: return render_llama3(tok, messages, o, continuation);
+    case ChatFormat::kMistral: return render_mistral(tok, messages, continuation);
+    case ChatFormat::kLlama2: return render_llama2(tok, messages, continuation);
     case ChatFormat::kPlain: break;
   }
   std::string text;
   for (const auto& m : messages) text += (text.empty() ? "" : "\n\n") + m.content;
-  return tok.encode(text, tok.bos_id().has_value());
+  return tok.encode(text + continuation, tok.bos_id().has_value());
 }
 
 std::vector<int64_t> chat_stop_ids(const Tokenizer& tok, ChatFormat format) {

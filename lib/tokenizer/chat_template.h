@@ -32,6 +32,11 @@ struct ChatOptions {
 
 std::vector<int64_t> render_chat(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
                                  const ChatOptions& options);
+// The same, with the assistant's answer begun by `continuation` (an answer prefix), which is
+// encoded in one piece with the text before it (after the last control token), as a string
+// "prompt + answer_prefix" is tokenized: no lone "▁" between them for SentencePiece.
+std::vector<int64_t> render_chat(const Tokenizer& tokenizer, const std::vector<ChatMessage>& messages,
+                                 const ChatOptions& options, const std::string& continuation);
 
 // Ids that end an assistant turn: llama3 128001/128008/128009 (those present), others EOS.
 std::vector<int64_t> chat_stop_ids(const Tokenizer& tokenizer, ChatFormat format);

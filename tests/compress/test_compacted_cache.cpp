@@ -168,10 +168,17 @@ TEST(KvzipEviction, HeadLevelKeepsTheBestWholeHeads) {
   auto heads = kvzip_head_scores(pair_scores);  // max over tokens: [0.9, 0.3], [0.5, 0.05]
   std::vector<torch::Tensor> other = {torch::tensor({0.0f, 0.0f}), torch::tensor({0.0f, 0.7f})};
   kvzip_merge_head_scores(heads, other);  // [0.9, 0.3], [0.5, 0.7]
-  auto keep = kvzip_keep_heads(heads, 0.5, 6);  // int(4 * 0.5) = 2 heads: (0, 0) and (1, 1)
+  // int(4 * 0.5) = 2: the official threshold keeps the heads above the 2nd best (0.7): (0, 0) only
+  auto keep = kvzip_keep_heads(heads, 0.5, 6);
   EXPECT_TRUE(keep[0][0].all().item<bool>());
   EXPECT_FALSE(keep[0][1].any().item<bool>());
   EXPECT_FALSE(keep[1][0].any().item<bool>());
-  EXPECT_TRUE(keep[1][1].all().item<bool>());
+  EXPECT_FALSE(keep[1][1].any().item<bool>());
   EXPECT_EQ(keep[1].size(1), 6);
+  // 0.75: int(3) -> above the 3rd best (0.5): (0, 0) and (1, 1)
+  auto three = kvzip_keep_heads(heads, 0.75, 6);
+  EXPECT_TRUE(three[0][0].all().item<bool>());
+  EXPECT_TRUE(three[1][1].all().item<bool>());
+  EXPECT_FALSE(three[1][0].any().item<bool>());
+  EXPECT_EQ(kvzip_keep_heads(heads, 1.0, 6)[0].sum().item<int64_t>() + kvzip_keep_heads(heads, 1.0, 6)[1].sum().item<int64_t>(), 24);
 }

@@ -1,7 +1,10 @@
-// KVzip eviction: pair-level keeps exactly int(N * ratio) pairs globally (heads differ),
+// KVzip eviction: pair-level keeps the pairs scoring strictly above the int(N * ratio)-th
+// largest, globally (heads differ), as KVzip's _threshold;
 // uniform keeps int(n * ratio) per head; the masked (retain-mode) cache at ratio 1 is the full
 // cache, and a mask keeping sink + the last W context tokens decodes exactly like the
 // StreamingLLM cache after a one-chunk prefill.
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "cache/cache_factory.h"
@@ -19,12 +22,23 @@ TEST(KvzipEviction, PairAndUniformBudgets) {
   torch::manual_seed(3);
   std::vector<torch::Tensor> scores = {torch::rand({2, 10}), torch::rand({2, 10}) * 0.1};
   auto pair = kvzip_keep_pairs(scores, 0.3, false);
-  EXPECT_EQ(pair[0].sum().item<int64_t>() + pair[1].sum().item<int64_t>(), 12);  // int(40 * 0.3)
-  // The kept pairs are the 12 best overall: layer 1's scores (x0.1) lose to layer 0's.
-  auto all = torch::cat({scores[0].reshape(-1), scores[1].reshape(-1)});
-  const double kth = std::get<0>(all.topk(12)).min().item<double>();
+  // int(40 * 0.3) = 12; the official rule keeps the scores above the 12th best: 11 distinct ones
+  EXPECT_EQ(pair[0].sum().item<int64_t>() + pair[1].sum().item<int64_t>(), 11);
+  // Plain loop: every kept score beats exactly 40 - 12 .. pairs; count the scores above the 12th.
+  std::vector<float> flat;
+  for (const auto& s : scores)
+    for (int64_t i = 0; i < s.numel(); ++i) flat.push_back(s.reshape(-1)[i].item<float>());
+  std::vector<float> sorted = flat;
+  std::sort(sorted.rbegin(), sorted.rend());
+  const float twelfth = sorted[11];
   for (int l = 0; l < 2; ++l)
-    EXPECT_TRUE(scores[l].ge(kth).eq(pair[l]).all().item<bool>());
+    for (int64_t i = 0; i < scores[l].numel(); ++i)
+      EXPECT_EQ(pair[l].reshape(-1)[i].item<bool>(), scores[l].reshape(-1)[i].item<float>() > twelfth);
+  // Ties at the threshold are all dropped; ratio 1 keeps everything, ratio 0 nothing.
+  std::vector<torch::Tensor> tied = {torch::tensor({{0.5f, 0.5f, 0.5f, 0.9f}})};
+  EXPECT_EQ(kvzip_keep_pairs(tied, 0.5, false)[0].sum().item<int64_t>(), 1);  // above the 2nd best (0.5)
+  EXPECT_EQ(kvzip_keep_pairs(tied, 1.0, false)[0].sum().item<int64_t>(), 4);
+  EXPECT_EQ(kvzip_keep_pairs(tied, 0.0, false)[0].sum().item<int64_t>(), 0);
   auto uni = kvzip_keep_pairs(scores, 0.3, true);
   for (const auto& m : uni) EXPECT_TRUE(m.sum(1).eq(3).all().item<bool>());
   EXPECT_THROW(kvzip_keep_pairs(scores, 1.5, false), Error);

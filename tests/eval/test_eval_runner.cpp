@@ -144,6 +144,7 @@ TEST(EvalRunner, PromptScoringMethodsRunInTheHarness) {
       << "  - {name: hybrid-0.5, cache: hybrid, prune: 0.5, echo_dir: " << tmp.file("echo-v") << ", recent_tokens: 8}\n"
       << "niah: {haystack: " << require_fixture("data/ruler/PaulGrahamEssays.json")
       << ", lengths: [300], depths: [50], tokens_to_generate: 8}\n"
+      << "ruler: {data_dir: " << require_fixture("data/ruler") << ", tasks: [cwe], lengths: [1200], samples: 1}\n"
       << "fidelity: {source: jsonl, path: " << tmp.file("text.jsonl") << ", sequences: 2, seq_len: 96, chunk: 16, context_tokens: 64}\n";
   auto run = run_binary("echokv-eval", "--config " + tmp.file("eval.yaml"));
   ASSERT_EQ(run.status, 0) << run.out;
@@ -169,6 +170,13 @@ TEST(EvalRunner, PromptScoringMethodsRunInTheHarness) {
   EXPECT_GT(recs[0]["scoring_seconds"].get<double>(), 0.0);
   EXPECT_LT(recs[0]["bytes_ratio"].get<double>(), 0.5);
   EXPECT_TRUE(std::filesystem::exists(out + "/predictions/kvzip-head/head_scores.json"));
+  // cwe has a context / question split: KVzip and EchoKV x KVzip score it like any task.
+  for (const std::string name : {"kvzip-0.3", "echo-kvzip-0.3", "snapkv-0.5"}) {
+    const auto cwe = read_jsonl(out + "/predictions/" + name + "/ruler.jsonl");
+    ASSERT_EQ(cwe.size(), 1u) << name;
+    EXPECT_FALSE(cwe[0].contains("error")) << name << ": " << cwe[0].dump();
+    EXPECT_LT(cwe[0]["prompt_bytes_ratio"].get<double>(), 0.6) << name;
+  }
 }
 
 TEST(EvalRunner, PromptScoringMethodConfigErrors) {

@@ -69,3 +69,42 @@ TEST(PromptSplit, PlainPromptHasOnlyBosBeforeTheContext) {
   EXPECT_EQ(py::strip(tok->decode({ids.begin() + 1, ids.begin() + span.context_end})), "Alpha beta gamma delta.");
   EXPECT_TRUE(chat_postfix_ids(*tok, chat).empty());
 }
+
+// KVzip's repeat-prompt postfix as snu-mllab/KVzip's template.py writes it.
+TEST(PromptSplit, KvzipRepeatPostfixFollowsTheOfficialTemplates) {
+  auto l3 = load_tokenizer(require_fixture("fixtures/tokenizers/llama3/tokenizer.model"));
+  ChatOptions chat;
+  chat.format = ChatFormat::kLlama3;
+  std::vector<int64_t> expected = l3->encode("\n\n", false);
+  expected.push_back(*l3->special_id("<|eot_id|>"));
+  expected.push_back(*l3->special_id("<|start_header_id|>"));
+  for (auto id : l3->encode("assistant", false)) expected.push_back(id);
+  expected.push_back(*l3->special_id("<|end_header_id|>"));
+  for (auto id : l3->encode("\n\n", false)) expected.push_back(id);
+  EXPECT_EQ(kvzip_repeat_postfix_ids(*l3, chat), expected);
+  // no chat template: the official fallback "\n\nAnswer: "
+  auto l2 = load_tokenizer(require_fixture("fixtures/tokenizers/llama2/tokenizer.model"));
+  ChatOptions plain;
+  EXPECT_EQ(kvzip_repeat_postfix_ids(*l2, plain), l2->encode("\n\nAnswer: ", false));
+  EXPECT_FALSE(kvzip_repeat_postfix_ids(*l2, plain).empty());
+}
+
+// The answer prefix continues the assistant turn in one piece with what precedes it.
+TEST(PromptSplit, AnswerPrefixIsEncodedWithThePrompt) {
+  auto l2 = load_tokenizer(require_fixture("fixtures/tokenizers/llama2/tokenizer.model"));
+  ChatOptions plain;
+  const auto ids = render_chat(*l2, {{"user", "What is it?"}}, plain, " Answer:");
+  EXPECT_EQ(ids, l2->encode("What is it? Answer:", true));
+  ChatOptions llama2;
+  llama2.format = ChatFormat::kLlama2;
+  EXPECT_EQ(render_chat(*l2, {{"user", "What is it?"}}, llama2, " Answer:"), l2->encode("[INST] What is it? [/INST] Answer:", true));
+  auto l3 = load_tokenizer(require_fixture("fixtures/tokenizers/llama3/tokenizer.model"));
+  ChatOptions c3;
+  c3.format = ChatFormat::kLlama3;
+  c3.knowledge_date_header = false;  // RULER's form: no system block
+  const auto r = render_chat(*l3, {{"user", "Hi"}}, c3, " Answer:");
+  EXPECT_EQ(r[1], *l3->special_id("<|start_header_id|>"));
+  EXPECT_EQ(l3->decode(std::vector<int64_t>(r.begin() + 2, r.begin() + 3), false), "user");
+  const auto tail = l3->encode("\n\n Answer:", false);
+  EXPECT_EQ(std::vector<int64_t>(r.end() - static_cast<std::ptrdiff_t>(tail.size()), r.end()), tail);
+}

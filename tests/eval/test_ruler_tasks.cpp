@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 
 #include "eval/py_text.h"
-#include "eval/niah.h"
 #include "eval/ruler_tasks.h"
+#include "eval/ruler_template.h"
 #include "test_support.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -25,8 +25,11 @@ struct Fixture {
     return [this](const std::string& input, const std::string& prefix) {
       ChatOptions opts;
       opts.format = ChatFormat::kPlain;
-      return static_cast<int64_t>(render_chat(*tok, {{"user", input}}, opts).size() + tok->encode(prefix).size());
+      return static_cast<int64_t>(render_chat(*tok, {{"user", input}}, opts, prefix).size());
     };
+  }
+  RulerTokenCounter ruler_counter() const {
+    return [this](const std::string& text) { return static_cast<int64_t>(encode_with_control_text(*tok, text).size()); };
   }
 };
 
@@ -52,7 +55,7 @@ TEST(RulerTasks, AllThirteenTasksFromTheOfficialConfig) {
 }
 
 TEST(RulerTasks, SingularNiahTemplateRendersExactly) {
-  auto s = fixture().data.generate("niah_single_1", 1024, 2, 42, fixture().counter());
+  auto s = fixture().data.generate("niah_single_1", 1024, 2, 42, fixture().ruler_counter());
   ASSERT_EQ(s.size(), 2u);
   for (const auto& x : s) {
     ASSERT_EQ(x.outputs.size(), 1u);
@@ -76,37 +79,37 @@ TEST(RulerTasks, SingularNiahTemplateRendersExactly) {
   }
   EXPECT_NE(s[0].input, s[1].input);
   // Deterministic for a seed, different for another.
-  auto again = fixture().data.generate("niah_single_1", 1024, 2, 42, fixture().counter());
+  auto again = fixture().data.generate("niah_single_1", 1024, 2, 42, fixture().ruler_counter());
   EXPECT_EQ(again[1].input, s[1].input);
-  auto other = fixture().data.generate("niah_single_1", 1024, 2, 7, fixture().counter());
+  auto other = fixture().data.generate("niah_single_1", 1024, 2, 7, fixture().ruler_counter());
   EXPECT_NE(other[0].input, s[0].input);
 }
 
 TEST(RulerTasks, PluralNiahVariantsKeepTheTemplateAndAskForAllValues) {
-  auto mv = fixture().data.generate("niah_multivalue", 2048, 1, 42, fixture().counter())[0];
+  auto mv = fixture().data.generate("niah_multivalue", 2048, 1, 42, fixture().ruler_counter())[0];
   EXPECT_EQ(mv.outputs.size(), 4u);
   EXPECT_TRUE(starts_with(mv.input, "Some special magic numbers are hidden within the following text."));
   EXPECT_TRUE(std::regex_search(mv.input, std::regex("\nWhat are all the special magic numbers for [a-z]+-[a-z]+ mentioned in the provided text\\?$")));
   for (const auto& v : mv.outputs) EXPECT_NE(mv.input.find(v), std::string::npos);
-  auto mq = fixture().data.generate("niah_multiquery", 2048, 1, 42, fixture().counter())[0];
+  auto mq = fixture().data.generate("niah_multiquery", 2048, 1, 42, fixture().ruler_counter())[0];
   EXPECT_EQ(mq.outputs.size(), 4u);
   // four keys joined "a, b, c, and d"
   EXPECT_TRUE(std::regex_search(mq.answer_prefix, std::regex("^ The special magic numbers for [a-z-]+, [a-z-]+, [a-z-]+, and [a-z-]+ mentioned in the provided text are$")))
       << mq.answer_prefix;
-  auto uu = fixture().data.generate("niah_multikey_3", 2048, 1, 42, fixture().counter())[0];
+  auto uu = fixture().data.generate("niah_multikey_3", 2048, 1, 42, fixture().ruler_counter())[0];
   const std::regex uuid("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
   EXPECT_TRUE(std::regex_match(uu.outputs[0], uuid)) << uu.outputs[0];
   EXPECT_TRUE(starts_with(uu.input, "A special magic uuid is hidden"));
   // needle haystack: every line is a needle sentence
   const auto body = uu.input.substr(uu.input.find('\n') + 1);
   EXPECT_GT(std::count(body.begin(), body.end(), '\n'), 10);
-  auto essay = fixture().data.generate("niah_single_2", 2048, 1, 42, fixture().counter())[0];
+  auto essay = fixture().data.generate("niah_single_2", 2048, 1, 42, fixture().ruler_counter())[0];
   EXPECT_NE(essay.input.find(" One of the special magic numbers for "), std::string::npos);
   EXPECT_LE(essay.length, 2048);
 }
 
 TEST(RulerTasks, VariableTrackingCommonAndFrequentWords) {
-  auto vt = fixture().data.generate("vt", 2048, 1, 42, fixture().counter())[0];
+  auto vt = fixture().data.generate("vt", 2048, 1, 42, fixture().ruler_counter())[0];
   ASSERT_EQ(vt.outputs.size(), 5u);
   for (const auto& v : vt.outputs) EXPECT_TRUE(std::regex_match(v, std::regex("[A-Z]{5}")));
   std::smatch m;
@@ -123,7 +126,7 @@ TEST(RulerTasks, VariableTrackingCommonAndFrequentWords) {
   for (size_t at = 0; (at = vt.input.find("Question: Find all variables", at)) != std::string::npos; ++at) ++questions;
   EXPECT_EQ(questions, 2u);
 
-  auto cwe = fixture().data.generate("cwe", 2048, 1, 42, fixture().counter())[0];
+  auto cwe = fixture().data.generate("cwe", 2048, 1, 42, fixture().ruler_counter())[0];
   ASSERT_EQ(cwe.outputs.size(), 10u);
   EXPECT_TRUE(ends_with(cwe.input, "Question: What are the 10 most common words in the above list?"));
   EXPECT_EQ(cwe.answer_prefix, " Answer: The top 10 words that appear most often in the list are:");
@@ -135,7 +138,7 @@ TEST(RulerTasks, VariableTrackingCommonAndFrequentWords) {
     EXPECT_GE(n, 5u) << w;  // the last occurrence may end the list without a trailing space
   }
 
-  auto fwe = fixture().data.generate("fwe", 2048, 1, 42, fixture().counter())[0];
+  auto fwe = fixture().data.generate("fwe", 2048, 1, 42, fixture().ruler_counter())[0];
   ASSERT_EQ(fwe.outputs.size(), 3u);
   const auto words = py::split(fwe.input.substr(fwe.input.find("coded words. ") + 13));
   auto freq = [&](const std::string& w) { return std::count(words.begin(), words.end(), w); };
@@ -146,7 +149,7 @@ TEST(RulerTasks, VariableTrackingCommonAndFrequentWords) {
 }
 
 TEST(RulerTasks, SampleRoundTripsThroughJson) {
-  auto s = fixture().data.generate("niah_multikey_1", 1024, 1, 3, fixture().counter())[0];
+  auto s = fixture().data.generate("niah_multikey_1", 1024, 1, 3, fixture().ruler_counter())[0];
   auto back = RulerSample::from_json(s.to_json(), "test");
   EXPECT_EQ(back.input, s.input);
   EXPECT_EQ(back.outputs, s.outputs);
@@ -183,7 +186,7 @@ TEST(RulerTasks, QaReadsSquadAndHotpotFilesTheUserGives) {
   }
   RulerData data(require_fixture("data/ruler"), tmp.file("squad.json"), tmp.file("hotpot.json"));
   EXPECT_EQ(data.unavailable_reason("qa_1"), "");
-  auto s = data.generate("qa_1", 1024, 3, 42, fixture().counter());
+  auto s = data.generate("qa_1", 1024, 3, 42, fixture().ruler_counter());
   ASSERT_EQ(s.size(), 3u);
   for (const auto& x : s) {
     EXPECT_TRUE(starts_with(x.input, "Answer the question based on the given documents. Only give me the answer and do not "
@@ -195,38 +198,9 @@ TEST(RulerTasks, QaReadsSquadAndHotpotFilesTheUserGives) {
   }
   // All 12 paragraphs fit in 1024 tokens, so every document is there, numbered 1..12.
   EXPECT_NE(s[0].input.find("Document 12:\n"), std::string::npos);
-  auto h = data.generate("qa_2", 1024, 2, 42, fixture().counter());
+  auto h = data.generate("qa_2", 1024, 2, 42, fixture().ruler_counter());
   EXPECT_EQ(h[1].outputs, std::vector<std::string>{"Person1"});
   EXPECT_NE(h[1].input.find("Firm 1\nFirm 1 was founded by Person1. It is old."), std::string::npos);
   RulerData missing(require_fixture("data/ruler"), tmp.file("nope.json"));
   EXPECT_NE(missing.unavailable_reason("qa_1").find("does not exist"), std::string::npos);
-}
-
-TEST(Niah, GridPlacesTheNeedleAtEachDepthWithinEachLength) {
-  NiahConfig c;
-  c.haystack_path = require_fixture("data/ruler/PaulGrahamEssays.json");
-  c.lengths = {512, 1024};
-  c.depths = {0, 50, 100};
-  const auto kws = niah_keywords(c);
-  EXPECT_EQ(kws, (std::vector<std::string>{"eat", "sandwich", "sit", "dolores", "park", "sunny", "day"}));
-  EXPECT_NEAR(niah_score("Eat a sandwich in Dolores Park.", kws), 4.0 / 7.0, 1e-12);
-  EXPECT_DOUBLE_EQ(niah_score("", kws), 0.0);
-  EXPECT_DOUBLE_EQ(niah_score("4821333", {"48213"}), 1.0);  // substring, as RULER scores
-  const auto s = generate_niah(c, fixture().counter());
-  ASSERT_EQ(s.size(), 6u);
-  const std::string tail = "\n\n" + c.question + c.instruction;
-  for (const auto& x : s) {
-    EXPECT_LE(x.prompt_tokens + c.tokens_to_generate, x.length);
-    EXPECT_GT(x.prompt_tokens + c.tokens_to_generate, x.length - 40);
-    EXPECT_TRUE(ends_with(x.input, tail));
-    EXPECT_EQ(x.answer_prefix, c.answer_prefix);
-    const size_t at = x.input.find(c.needle);
-    ASSERT_NE(at, std::string::npos);
-    const double rel = static_cast<double>(at) / static_cast<double>(x.input.size() - tail.size());
-    EXPECT_NEAR(rel * 100, x.depth, 12.0) << x.length << " @ " << x.depth;
-  }
-  EXPECT_EQ(s[0].input.rfind(c.needle, 0), 0u);  // depth 0: the very first sentence
-  EXPECT_TRUE(ends_with(s[2].input, c.needle + tail));  // depth 100: just before the question
-  c.depths = {120};
-  EXPECT_THROW(generate_niah(c, fixture().counter()), Error);
 }
