@@ -1,5 +1,5 @@
 // echokv-eval: run models and evaluations. Subcommands: logits, generate, tokenize,
-// score, run (= --config FILE: a whole evaluation).
+// score, prepare (RULER data as prepare.py writes it), run (= --config FILE: a whole evaluation).
 #include <iostream>
 
 #include "echokv_eval/commands.h"
@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
     bool score_only = false, quiet = false;
     echokv::add_run_options(&app, config, score_only, quiet);
     const std::vector<echokv::Command> commands = {echokv::add_logits_command(app), echokv::add_generate_command(app),
-                                                   echokv::add_tokenize_command(app), echokv::add_score_command(app), echokv::add_run_command(app)};
+                                                   echokv::add_tokenize_command(app), echokv::add_score_command(app), echokv::add_prepare_command(app),
+                                                   echokv::add_run_command(app)};
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

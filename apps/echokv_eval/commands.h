@@ -36,6 +36,7 @@ Command add_logits_command(CLI::App& app);
 Command add_generate_command(CLI::App& app);
 Command add_tokenize_command(CLI::App& app);
 Command add_score_command(CLI::App& app);
+Command add_prepare_command(CLI::App& app);
 Command add_run_command(CLI::App& app);
 // Top-level `echokv-eval --config FILE` runs the evaluation like `run`.
 void add_run_options(CLI::App* cmd, std::string& config, bool& score_only, bool& quiet);

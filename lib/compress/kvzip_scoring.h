@@ -11,6 +11,7 @@
 // score is the max of its attention over the repeat queries and over the query heads of
 // its KV head's GQA group.
 #pragma once
+#include <map>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,11 +30,11 @@ struct KvzipPrompts {
   int64_t chunk_tokens = 2000;
 };
 
-// The pair scores of one (prompt prefix + context, repeat prompts, chunk) — the last one
-// scored; a later request for the same key gets them without a pass.
+// Pair scores of the last prompt prefix + context scored, one entry per (chunk size, repeat
+// postfix); a later request for the same context and prompts gets them without a pass.
 struct KvzipScoreMemo {
-  std::vector<int64_t> key;  // prefix and context ids, then the chunk size and postfix
-  std::vector<torch::Tensor> scores;
+  std::vector<int64_t> context;  // prefix and context ids of the entries
+  std::map<std::vector<int64_t>, std::vector<torch::Tensor>> by_prompts;  // [chunk, postfix...] -> scores
   int64_t hits = 0, passes = 0;
 };
 

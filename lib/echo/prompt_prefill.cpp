@@ -22,21 +22,27 @@ std::vector<torch::Tensor> memo_scores(LlamaModel& model, const CacheSelection& 
   KvzipPrompts prompts = *sel.kvzip_prompts;
   prompts.chunk_tokens = chunk_tokens;
   const std::vector<int64_t> context = slice(ids, span.context_begin, span.context_end);
-  std::vector<int64_t> key = slice(ids, 0, span.context_end);
-  key.push_back(-1);
-  key.push_back(chunk_tokens);
-  key.insert(key.end(), prompts.postfix.begin(), prompts.postfix.end());
+  std::vector<int64_t> context_key = slice(ids, 0, span.context_end);
+  std::vector<int64_t> prompts_key = {chunk_tokens};
+  prompts_key.insert(prompts_key.end(), prompts.postfix.begin(), prompts.postfix.end());
   *reused = false;
-  if (sel.kvzip_memo && sel.kvzip_memo->key == key) {
-    ++sel.kvzip_memo->hits;
-    *reused = true;
-    return sel.kvzip_memo->scores;
+  auto* memo = sel.kvzip_memo.get();
+  if (memo && memo->context == context_key) {
+    auto it = memo->by_prompts.find(prompts_key);
+    if (it != memo->by_prompts.end()) {
+      ++memo->hits;
+      *reused = true;
+      return it->second;
+    }
   }
   auto scores = kvzip_scores(model, full, span.context_begin, context, prompts);
-  if (sel.kvzip_memo) {
-    sel.kvzip_memo->key = std::move(key);
-    sel.kvzip_memo->scores = scores;
-    ++sel.kvzip_memo->passes;
+  if (memo) {
+    if (memo->context != context_key) {
+      memo->context = std::move(context_key);
+      memo->by_prompts.clear();
+    }
+    memo->by_prompts[prompts_key] = scores;
+    ++memo->passes;
   }
   return scores;
 }

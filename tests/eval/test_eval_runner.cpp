@@ -115,6 +115,43 @@ TEST(EvalRunner, ConfigErrorsNameTheProblem) {
   EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("c.yaml")); }).find("no benchmark"), std::string::npos);
 }
 
+// LongBench's prompt budget: the config's, model2maxlen.json's for a named model, or the
+// model's window less the longest generation; and the new keys' errors name the problem.
+TEST(EvalRunner, LongBenchBudgetAndBenchmarkOptions) {
+  LongBenchEvalConfig lc;
+  lc.config_dir = require_fixture("data/longbench");
+  lc.datasets = {"hotpotqa", "gov_report"};  // generation 32 and 512
+  lc.max_length = 1000;
+  EXPECT_EQ(resolve_longbench_budget(lc, 4096).max_length, 1000);
+  EXPECT_EQ(resolve_longbench_budget(lc, 4096).source, "config");
+  lc.max_length = 0;
+  lc.model_name = "llama2-7b-chat-4k";
+  EXPECT_EQ(resolve_longbench_budget(lc, 4096).max_length, 3500);
+  EXPECT_NE(resolve_longbench_budget(lc, 4096).source.find("model2maxlen"), std::string::npos);
+  lc.model_name = "nosuch-model";
+  EXPECT_NE(error_of([&] { resolve_longbench_budget(lc, 4096); }).find("nosuch-model"), std::string::npos);
+  lc.model_name.clear();
+  EXPECT_EQ(resolve_longbench_budget(lc, 131072).max_length, 131072 - 512);  // not Llama 2's 3500
+  EXPECT_EQ(resolve_longbench_budget(lc, 131072).source, "max_position_embeddings 131072 - 512");
+
+  TempDir tmp;
+  auto config_error = [&](const std::string& body) {
+    std::ofstream(tmp.file("x.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x}]\n" << body;
+    return error_of([&] { EvalConfig::load(tmp.file("x.yaml")); });
+  };
+  EXPECT_NE(config_error("niah: {setup: needle, haystack: h, lengths: [1], depths: [0]}\n").find("niah.setup"), std::string::npos);
+  EXPECT_NE(config_error("ruler: {data_dir: d, lengths: [1], document_order: random}\n").find("document_order"), std::string::npos);
+  EXPECT_NE(config_error("longbench: {data_dir: d, config_dir: c, datasets: [trec], chat_form: meta}\n").find("chat_form"), std::string::npos);
+  std::ofstream(tmp.file("ok.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x}]\nllama3_date_header: false\n"
+                                     << "ruler: {data_dir: d, lengths: [1], template: meta-llama3}\n"
+                                     << "niah: {setup: kamradt, haystack: h, lengths: [1], depths: [0], samples_per_cell: 3}\n";
+  const auto ok = EvalConfig::load(tmp.file("ok.yaml"));
+  EXPECT_FALSE(ok.llama3_date_header);
+  EXPECT_EQ(ok.ruler->model_template, "meta-llama3");
+  EXPECT_EQ(ok.niah->samples_per_cell, 3);
+  EXPECT_EQ(ok.niah->question, "What is the best thing to do in San Francisco?");
+}
+
 TEST(EvalRunner, PromptScoringMethodsRunInTheHarness) {
   TempDir tmp;
   const std::string model = make_model(tmp);
@@ -170,6 +207,17 @@ TEST(EvalRunner, PromptScoringMethodsRunInTheHarness) {
   EXPECT_GT(recs[0]["scoring_seconds"].get<double>(), 0.0);
   EXPECT_LT(recs[0]["bytes_ratio"].get<double>(), 0.5);
   EXPECT_TRUE(std::filesystem::exists(out + "/predictions/kvzip-head/head_scores.json"));
+  // One scoring pass per context and chunking serves every KVzip method: kvzip-1 scored, the
+  // EchoKV x KVzip methods (same 2000-token chunks) reuse it; kvzip-0.3 scores 100-token chunks.
+  EXPECT_FALSE(read_jsonl(out + "/predictions/kvzip-0.3/niah.jsonl")[0].value("scores_reused", false));
+  for (const std::string name : {"echo-kvzip-1", "echo-kvzip-0.3"}) {
+    const auto rec = read_jsonl(out + "/predictions/" + name + "/niah.jsonl");
+    ASSERT_EQ(rec.size(), 1u);
+    EXPECT_TRUE(rec[0].value("scores_reused", false)) << name;
+  }
+  EXPECT_FALSE(read_jsonl(out + "/predictions/kvzip-1/niah.jsonl")[0].value("scores_reused", false));
+  EXPECT_GT(m["kvzip-0.3"]["context_pairs_kept"].get<double>(), 0.2);
+  EXPECT_LT(m["kvzip-0.3"]["context_pairs_kept"].get<double>(), 0.3);  // the official count: < int(N x 0.3) / N
   // cwe has a context / question split: KVzip and EchoKV x KVzip score it like any task.
   for (const std::string name : {"kvzip-0.3", "echo-kvzip-0.3", "snapkv-0.5"}) {
     const auto cwe = read_jsonl(out + "/predictions/" + name + "/ruler.jsonl");

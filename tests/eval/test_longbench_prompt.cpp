@@ -67,3 +67,28 @@ TEST(LongBenchPrompt, ContextSpanEndsWhereTheTemplatesQuestionBegins) {
   const auto tiny = build_longbench_input(prompts, "hotpotqa", record, *tok, chat, 16, "test");
   EXPECT_EQ(tiny.span.context_end, -1);
 }
+
+// pred.py's build_chat for Llama 2: "[INST]{prompt}[/INST]" as text with BOS, not HF's
+// "<s>[INST] {prompt.strip()} [/INST]"; samsum may not stop on its first token.
+TEST(LongBenchPrompt, LongBenchsLlama2FormAndSamsumMinimum) {
+  auto tok = load_tokenizer(require_fixture("fixtures/tokenizers/llama2/tokenizer.model"));
+  const auto prompts = LongBenchPrompts::load(require_fixture("data/longbench"));
+  const nlohmann::json record = {{"input", "Which way?"}, {"context", "The river runs north."}, {"answers", {"north"}}};
+  ChatOptions chat;
+  chat.format = ChatFormat::kLlama2;
+  const std::string filled = fill_longbench_prompt(prompts.prompt.at("hotpotqa"), record, "t");
+  const auto ours = build_longbench_input(prompts, "hotpotqa", record, *tok, chat, 100000, "t", true);
+  EXPECT_EQ(ours.ids, tok->encode("[INST]" + filled + "[/INST]", true));
+  const auto hf = build_longbench_input(prompts, "hotpotqa", record, *tok, chat, 100000, "t", false);
+  EXPECT_EQ(hf.ids, render_chat(*tok, {{"user", filled}}, chat));
+  EXPECT_NE(hf.ids, ours.ids);
+  // the context span still covers the passage (its final "." merges with "[/INST]"'s "[": outside)
+  const std::string body = tok->decode({ours.ids.begin() + ours.span.context_begin, ours.ids.begin() + ours.span.context_end});
+  EXPECT_NE(body.find("The river runs north"), std::string::npos)
+      << ours.span.context_begin << ".." << ours.span.context_end << " of " << ours.ids.size() << ": " << body;
+  // a dataset without chat keeps the bare prompt in either form
+  const auto trec = build_longbench_input(prompts, "trec", record, *tok, chat, 100000, "t", true);
+  EXPECT_EQ(trec.ids, tok->encode(fill_longbench_prompt(prompts.prompt.at("trec"), record, "t"), true));
+  EXPECT_EQ(build_longbench_input(prompts, "samsum", record, *tok, chat, 100000, "t").min_new_tokens, 1);
+  EXPECT_EQ(ours.min_new_tokens, 0);
+}

@@ -13,6 +13,7 @@
 #include "eval/py_text.h"
 #include "eval/ruler_tasks.h"
 #include "eval/ruler_template.h"
+#include "io/jsonl.h"
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
 
@@ -261,4 +262,26 @@ TEST(RulerOfficial, QaUsesOneDocumentOrderPerCountAndKeepsAnswersNotInTheText) {
     EXPECT_EQ(s.outputs, std::vector<std::string>{"yes"});
     EXPECT_EQ(s.input.find("yes"), std::string::npos);
   }
+}
+
+// `echokv-eval prepare`: RULER data in prepare.py's layout, from the command line.
+TEST(RulerOfficial, PrepareCommandWritesRulersLayout) {
+  echokv::testing::TempDir tmp;
+  const auto run = echokv::testing::run_binary(
+      "echokv-eval", "prepare --ruler-data " + require_fixture("data/ruler") + " --tokenizer " +
+                         require_fixture("fixtures/tokenizers/llama2/tokenizer.model") + " --out " + tmp.file("data") +
+                         " --tasks vt cwe --lengths 2048 --samples 2 --template meta-chat");
+  ASSERT_EQ(run.status, 0) << run.out;
+  for (const std::string task : {"vt", "cwe"}) {
+    const auto records = echokv::read_jsonl(tmp.file("data/2048/" + task + ".jsonl"));
+    ASSERT_EQ(records.size(), 2u) << task;
+    for (const auto& r : records) {
+      EXPECT_LE(r["length"].get<int64_t>(), 2048);
+      EXPECT_EQ(r["model_template"], "meta-chat");
+      EXPECT_TRUE(starts_with(r["input"].get<std::string>(), "[INST] "));
+    }
+  }
+  const auto bad = echokv::testing::run_binary("echokv-eval", "prepare --ruler-data " + require_fixture("data/ruler") +
+                                                                  " --tokenizer x --out y --lengths 10 --template chatml");
+  EXPECT_NE(bad.status, 0);
 }

@@ -94,4 +94,28 @@ TEST(Generate, StopsAtStopIdAndAtMaxNewTokens) {
   EXPECT_EQ(c2->next_position(), 3 + static_cast<int64_t>(stopped.tokens.size()) - 1);
 }
 
+// HF's min_length: no stop id among the first min_new_tokens tokens (their logits are -inf),
+// then the stop applies again; the tokens after are greedy on the remaining logits.
+TEST(Generate, MinNewTokensForbidsStopIdsAtFirst) {
+  auto model = make_random_model(echokv::testing::tiny_config(), 9);
+  GenerateOptions opt;
+  opt.max_new_tokens = 6;
+  auto c1 = make_full_cache(*model, 32);
+  const auto free_run = generate(*model, *c1, {1, 2, 3}, opt);
+  opt.stop_ids = {free_run.tokens[0]};  // the greedy first token becomes a stop id
+  auto c2 = make_full_cache(*model, 32);
+  const auto stopped = generate(*model, *c2, {1, 2, 3}, opt);
+  EXPECT_EQ(stopped.tokens.size(), 1u);
+  opt.min_new_tokens = 1;
+  auto c3 = make_full_cache(*model, 32);
+  const auto held = generate(*model, *c3, {1, 2, 3}, opt);
+  ASSERT_FALSE(held.tokens.empty());
+  EXPECT_NE(held.tokens[0], free_run.tokens[0]);
+  // the first token is the argmax over the logits without the stop id (plain recomputation)
+  auto c4 = make_full_cache(*model, 32);
+  auto logits = prefill(*model, *c4, {1, 2, 3}, 512).clone();
+  logits[free_run.tokens[0]] = -INFINITY;
+  EXPECT_EQ(held.tokens[0], logits.argmax().item<int64_t>());
+}
+
 }  // namespace
