@@ -88,7 +88,8 @@ void register_echo_decode_bench(CLI::App& app, int& threads) {
         compat::synchronize(device);
         const double prefill_s = monotonic_seconds() - t0;
         const double peak = peak_rss_mib();
-        const double device_peak = double(compat::device_peak_allocated_bytes(device)) / 1048576.0;
+        const int64_t peak_bytes = compat::device_peak_allocated_bytes(device);  // < 0: no allocator statistics (CPU)
+        const nlohmann::json device_peak = peak_bytes < 0 ? nlohmann::json() : nlohmann::json(double(peak_bytes) / 1048576.0);
         auto* echo = dynamic_cast<EchoCache*>(cache.get());
         const double rebuild_before = echo ? echo->rebuild_seconds() : 0;
         const double t1 = monotonic_seconds();

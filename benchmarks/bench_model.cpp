@@ -120,7 +120,8 @@ void register_model_bench(CLI::App& app, int& threads) {
                                                           result["machine"]["gemm_f32_gflops"].get<double>()}};
     result["decode"] = decode;
     result["peak_rss_mib"] = peak_rss_mib();
-    result["peak_device_mib"] = double(compat::device_peak_allocated_bytes(device)) / 1048576.0;
+    const int64_t peak_bytes = compat::device_peak_allocated_bytes(device);  // < 0: no allocator statistics (CPU)
+    result["peak_device_mib"] = peak_bytes < 0 ? nlohmann::json() : nlohmann::json(double(peak_bytes) / 1048576.0);
     const std::string text = result.dump(2);
     std::cout << text << std::endl;
     if (!o->out.empty()) write_text_atomic(o->out, text + "\n");

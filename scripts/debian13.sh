@@ -32,6 +32,8 @@ if [ ! -f "$target/.echokv-root-complete" ]; then
   echo "debian13: root ready in $(( $(date +%s) - started )) s"
 fi
 cp -L /etc/resolv.conf "$target/etc/resolv.conf"
+# The root has no git: benchmark JSON gets the commit from here.
+export ECHOKV_COMMIT="${ECHOKV_COMMIT:-$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || true)}"
 mkdir -p "$target/src/echokv" "$target/src/shared"
 
 if [ $# -eq 0 ]; then set -- bash; fi
@@ -48,5 +50,6 @@ exec unshare --mount --propagation private bash -c '
   exec chroot "$target" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     ECHOKV_JOBS="${ECHOKV_JOBS:-}" ECHOKV_THREADS="${ECHOKV_THREADS:-}" CI="${CI:-}" \
+    ECHOKV_COMMIT="${ECHOKV_COMMIT:-}" \
     bash -c "cd /src/echokv && exec \"\$@\"" bash "$@"
 ' bash "$target" "$repo" "$shared" "$@"

@@ -46,6 +46,7 @@ Command add_prepare_command(CLI::App& app) {
     };
     const auto tasks = o->tasks.empty() ? data.task_names() : o->tasks;
     nlohmann::json summary = nlohmann::json::array();
+    int failed = 0;
     for (int64_t len : o->lengths)
       for (const auto& task : tasks) {
         if (const auto why = data.unavailable_reason(task); !why.empty()) {
@@ -53,7 +54,15 @@ Command add_prepare_command(CLI::App& app) {
           continue;
         }
         const double t0 = monotonic_seconds();
-        const auto samples = data.generate(task, len, o->samples, o->seed, count, options);
+        std::vector<RulerSample> samples;
+        try {
+          samples = data.generate(task, len, o->samples, o->seed, count, options);
+        } catch (const Error& e) {  // e.g. cwe beyond the word lists: say so, go on with the rest
+          std::fprintf(stderr, "[prepare] %s at %lld: %s\n", task.c_str(), (long long)len, e.what());
+          summary.push_back({{"task", task}, {"max_length", len}, {"error", e.what()}});
+          ++failed;
+          continue;
+        }
         std::string text;
         int64_t lo = len, hi = 0;
         for (const auto& s : samples) {
@@ -71,7 +80,7 @@ Command add_prepare_command(CLI::App& app) {
                      (long long)lo, (long long)hi, monotonic_seconds() - t0, path.c_str());
       }
     std::cout << summary.dump(2) << "\n";
-    return 0;
+    return failed ? 1 : 0;
   }};
 }
 

@@ -1,5 +1,7 @@
 #include "bench/machine.h"
 
+#include <cstdlib>
+
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -86,8 +88,11 @@ nlohmann::json bench_environment(const torch::Device& device, torch::ScalarType 
   const std::string commit =
       command_line_output("git -C \"$(dirname \"$(readlink -f /proc/" + std::to_string(getpid()) +
                           "/exe)\")\" rev-parse --short=12 HEAD 2>/dev/null");
+  // Where git cannot answer (a chroot without git), the commit the caller names.
+  const char* named = std::getenv("ECHOKV_COMMIT");
+  const std::string known = !commit.empty() ? commit : (named && *named ? std::string(named) : std::string("unknown"));
   nlohmann::json env = {{"date", date},
-                        {"commit", commit.empty() ? "unknown" : commit},
+                        {"commit", known},
                         {"host", host},
                         {"cpu", cpu_model()},
                         {"torch", compat::torch_version()},

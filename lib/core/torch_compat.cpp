@@ -34,6 +34,11 @@ torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, co
 #endif
 }
 
+bool fused_attention_pays(const torch::Tensor& q) {
+  if (!kHasFusedAttention) return false;
+  return !q.is_cpu() || q.scalar_type() == torch::kFloat32 || q.scalar_type() == torch::kFloat64;
+}
+
 void synchronize(const torch::Device& device) {
 #ifdef ECHOKV_WITH_CUDA
   if (device.is_cuda()) torch::cuda::synchronize(device.has_index() ? device.index() : -1);

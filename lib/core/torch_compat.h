@@ -28,6 +28,11 @@ bool built_with_cuda();
 torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               const torch::Tensor& allowed, bool causal, double scale);
 
+// Whether the fused kernel is the one to use for queries like q: it exists, and q is not a
+// CPU half-precision tensor — LibTorch 2.6's CPU kernel in bfloat16 prefills ~5x slower than
+// the plain path (benchmarks/README.md, "LibTorch 1.13 vs 2.6"); CUDA and float32 CPU gain.
+bool fused_attention_pays(const torch::Tensor& q);
+
 // Waits for queued work on `device` (no-op on CPU), so wall-clock timings are honest.
 void synchronize(const torch::Device& device);
 

@@ -148,6 +148,7 @@ EvalConfig EvalConfig::load(const std::string& path) {
     auto n = root.child("niah");
     NiahConfig nc;
     nc.setup = n.get<std::string>("setup", nc.setup);
+    nc.metric = n.get<std::string>("metric", nc.metric);
     nc.haystack_path = n.require<std::string>("haystack");
     nc.lengths = n.require<std::vector<int64_t>>("lengths");
     nc.depths = n.require<std::vector<double>>("depths");

@@ -69,6 +69,7 @@ std::map<NiahKey, double> niah_sample_scores(const std::vector<nlohmann::json>& 
   for (const auto& r : records) {
     NiahSample s;
     s.setup = r.value("setup", "custom");
+    s.metric = r.value("metric", "");
     s.outputs = r.contains("outputs") ? r["outputs"].get<std::vector<std::string>>()
                                       : r.value("keywords", std::vector<std::string>{});
     s.needle = r.value("needle", "");
@@ -377,7 +378,7 @@ void write_eval_report(const EvalConfig& c) {
     }
   }
   if (c.niah) {
-    md << "## Needle in a haystack\n\nSetup: `" << c.niah->setup << "`, scored by " << niah_metric_name(c.niah->setup)
+    md << "## Needle in a haystack\n\nSetup: `" << c.niah->setup << "`, scored by " << niah_metric_name(c.niah->metric)
        << " (x100); " << c.niah->samples_per_cell << " sample(s) per (length, depth) cell, "
        << c.niah->lengths.size() * c.niah->depths.size() << " cells.\n\n| method | average ± 95 % CI (n) | difference from `"
        << c.methods.front().name << "` (paired) |\n|---|---|---|\n";

@@ -236,6 +236,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
       items.push_back({"niah", s.key(), [&, s](const CacheSelection& sel) {
                          auto j = run_generation(sel, niah_prompt(*tokenizer, chat, s), s.tokens_to_generate, {});
                          j["setup"] = s.setup;
+                         j["metric"] = s.metric;
                          j["length"] = s.length;
                          j["depth"] = s.depth;
                          j["sample"] = s.sample;

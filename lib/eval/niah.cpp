@@ -88,6 +88,7 @@ struct Setting {
 NiahSample base_sample(const NiahConfig& c, int64_t length, double depth, int64_t sample) {
   NiahSample s;
   s.setup = c.setup;
+  s.metric = c.metric;
   s.length = length;
   s.depth = depth;
   s.sample = sample;
@@ -194,6 +195,9 @@ void NiahConfig::resolve() {
   if (setup != "kamradt" && setup != "ruler" && setup != "kvpress" && setup != "custom")
     throw Error("niah.setup '" + setup + "' (expected kamradt, ruler, kvpress or custom)");
   if (samples_per_cell < 1) throw Error("niah.samples_per_cell must be at least 1");
+  if (metric.empty() || metric == "auto") metric = niah_default_metric(setup);
+  if (metric != "word_recall" && metric != "string_match_all" && metric != "rouge")
+    throw Error("niah.metric '" + metric + "' (expected auto, word_recall, string_match_all or rouge)");
   if (setup == "kamradt") {
     if (needle.empty()) needle = kKamradtNeedle;
     if (question.empty()) question = kKamradtQuestion;
@@ -217,7 +221,7 @@ std::string NiahSample::key() const {
 }
 
 nlohmann::json NiahSample::to_json() const {
-  return {{"setup", setup}, {"length", length}, {"depth", depth}, {"sample", sample}, {"system", system},
+  return {{"setup", setup}, {"metric", metric}, {"length", length}, {"depth", depth}, {"sample", sample}, {"system", system},
           {"input", input}, {"answer_prefix", answer_prefix}, {"ruler_template", ruler_template}, {"needle", needle},
           {"outputs", outputs}, {"prompt_tokens", prompt_tokens}, {"tokens_to_generate", tokens_to_generate}, {"context_begin", context_begin},
           {"context_end", context_end}};
@@ -227,6 +231,7 @@ NiahSample NiahSample::from_json(const nlohmann::json& j, const std::string& whe
   NiahSample s;
   if (!j.contains("setup")) fail(where, "a NIAH sample from before the named setups; delete the data file to generate it again");
   s.setup = json_string(j, "setup", where);
+  s.metric = j.value("metric", "");
   s.length = j.value("length", 0);
   s.depth = j.value("depth", 0.0);
   s.sample = j.value("sample", int64_t{0});
@@ -281,15 +286,22 @@ double niah_keyword_recall(const std::string& prediction, const std::vector<std:
   return static_cast<double>(found) / static_cast<double>(keywords.size());
 }
 
+std::string niah_default_metric(const std::string& setup) {
+  if (setup == "ruler") return "string_match_all";
+  if (setup == "kvpress") return "rouge";
+  return "word_recall";
+}
+
 double niah_score(const NiahSample& s, const std::string& prediction) {
-  if (s.setup == "ruler") return ruler::string_match_all_sample(ruler::postprocess_pred(prediction), s.outputs);
-  if (s.setup == "kvpress") return rouge_l_f(py::strip(s.needle), py::strip(prediction));
+  const std::string metric = s.metric.empty() ? niah_default_metric(s.setup) : s.metric;
+  if (metric == "string_match_all") return ruler::string_match_all_sample(ruler::postprocess_pred(prediction), s.outputs);
+  if (metric == "rouge") return rouge_l_f(py::strip(s.needle), py::strip(prediction));
   return niah_keyword_recall(prediction, s.outputs);
 }
 
-std::string niah_metric_name(const std::string& setup) {
-  if (setup == "ruler") return "RULER string_match_all on the value";
-  if (setup == "kvpress") return "ROUGE-L F of the needle against the prediction (kvpress)";
+std::string niah_metric_name(const std::string& metric) {
+  if (metric == "string_match_all") return "RULER's string_match_all (case-insensitive substring) on the answer";
+  if (metric == "rouge") return "ROUGE-L F of the needle against the prediction (kvpress)";
   return "whole-word recall of the needle's key words";
 }
 

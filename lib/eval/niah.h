@@ -31,6 +31,9 @@ namespace echokv {
 
 struct NiahConfig {
   std::string setup = "custom";  // kamradt | ruler | kvpress | custom
+  // auto: the setup's (kamradt, custom: word_recall; ruler: string_match_all; kvpress: rouge).
+  // string_match_all suits number needles (RULER credits "48213" inside "4821313").
+  std::string metric = "auto";
   std::string haystack_path;     // PaulGrahamEssays.json ({"text": ...}) or a plain .txt file
   std::vector<int64_t> lengths;
   std::vector<double> depths;    // percent, 0..100
@@ -50,6 +53,7 @@ struct NiahConfig {
 
 struct NiahSample {
   std::string setup;
+  std::string metric;  // word_recall | string_match_all | rouge (empty: the setup's)
   int64_t length = 0;   // target context length
   double depth = 0;     // percent
   int64_t sample = 0;   // within its cell
@@ -71,7 +75,8 @@ std::vector<std::string> niah_keywords(const NiahConfig& config);
 double niah_keyword_recall(const std::string& prediction, const std::vector<std::string>& keywords);
 // The sample's score in [0, 1] by its setup's metric.
 double niah_score(const NiahSample& sample, const std::string& prediction);
-std::string niah_metric_name(const std::string& setup);
+std::string niah_default_metric(const std::string& setup);
+std::string niah_metric_name(const std::string& metric);
 
 // The prompt the model is fed and the token span of the haystack: the chat template (with
 // the answer prefix continuing the assistant turn), or RULER's template text for ruler.

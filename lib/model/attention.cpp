@@ -84,7 +84,7 @@ torch::Tensor attend_blocks(const torch::Tensor& q, const QueryPositions& qpos,
       om.copy_(new_max);
       return;
     }
-    if (opt.fused && compat::kHasFusedAttention && block.is_only && !block.bias.defined() && !block.v_latent.defined()) {
+    if (opt.fused && compat::fused_attention_pays(q) && block.is_only && !block.bias.defined() && !block.v_latent.defined()) {
       torch::Tensor mask;
       if (allowed.defined()) mask = allowed.repeat({g, 1});  // [G*Tq, n]
       single_result = compat::fused_attention(qg, block.k.to(q.scalar_type()), block.v.to(q.scalar_type()), mask,

@@ -1,5 +1,7 @@
 #include "model/llama.h"
 
+#include <cstdlib>
+
 #include <cmath>
 #include <set>
 
@@ -150,6 +152,13 @@ AttentionOptions LlamaModel::attention_options() const {
   AttentionOptions opt;
   opt.scale = 1.0 / std::sqrt(static_cast<double>(config_.head_dim));
   if (config_.model_type == "mistral") opt.sliding_window = config_.sliding_window;
+  // ECHOKV_FUSED_ATTENTION=0 keeps attention on the plain path (a diagnostic switch: e.g. to
+  // compare against LibTorch's fused kernel on a device or dtype where it is slow).
+  static const bool fused_off = [] {
+    const char* v = std::getenv("ECHOKV_FUSED_ATTENTION");
+    return v && std::string(v) == "0";
+  }();
+  if (fused_off) opt.fused = false;
   return opt;
 }
 

@@ -44,7 +44,7 @@ torch::Tensor fused_causal_attention(const torch::Tensor& q, const torch::Tensor
 
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale,
                                std::optional<int64_t> sliding_window) {
-  if (compat::kHasFusedAttention) return fused_causal_attention(q, k, v, scale, sliding_window);
+  if (compat::fused_attention_pays(q)) return fused_causal_attention(q, k, v, scale, sliding_window);
   const int64_t b = q.size(0), hq = q.size(1), t = q.size(2), d = q.size(3), hkv = k.size(1), g = hq / hkv;
   // Queries of one KV head's group stacked: [B*Hkv, G*T, D] against [B*Hkv, T, D].
   auto qg = (q * scale).reshape({b * hkv, g * t, d});

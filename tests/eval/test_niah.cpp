@@ -168,7 +168,18 @@ TEST(Niah, CustomGridPlacesTheNeedleAtEachDepthWithinEachLength) {
     const double rel = static_cast<double>(at) / static_cast<double>(x.input.size());
     EXPECT_NEAR(rel * 100, x.depth, 12.0) << x.length << " @ " << x.depth;
     EXPECT_DOUBLE_EQ(niah_score(x, "48213"), 1.0);
+    EXPECT_DOUBLE_EQ(niah_score(x, "4821313"), 0.0);  // word recall: another number
   }
+  // a number needle scored as RULER scores it (substring), by choice
+  NiahConfig sm = c;
+  sm.metric = "string_match_all";
+  sm.depths = {50};
+  const auto y = generate_niah(sm, llama2(), chat, 42);
+  EXPECT_DOUBLE_EQ(niah_score(y[0], "4821313"), 1.0);
+  EXPECT_EQ(y[0].metric, "string_match_all");
+  NiahConfig bad = c;
+  bad.metric = "bleu";
+  EXPECT_THROW(bad.resolve(), Error);
   EXPECT_EQ(s[0].input.rfind(c.needle, 0), 0u);  // depth 0: the very first sentence
   EXPECT_NE(s[0].input, s[1].input);             // the cell's second sample: another haystack window
   c.depths = {120};

@@ -124,3 +124,31 @@ TEST(FusedAttention, TrainingCausalAttentionEqualsPlainLoopsWithGradients) {
     }
   }
 }
+
+// The fused kernel serves float32 (and any CUDA tensor); CPU bfloat16 stays on the plain path,
+// where LibTorch 2.6's CPU kernel is ~5x slower (benchmarks/README.md).
+TEST(FusedAttention, CpuBfloat16KeepsThePlainPath) {
+  const auto f32 = torch::zeros({1, 2, 3, 8});
+  EXPECT_EQ(compat::fused_attention_pays(f32), compat::kHasFusedAttention);
+  EXPECT_FALSE(compat::fused_attention_pays(f32.to(torch::kBFloat16)));
+  EXPECT_FALSE(compat::fused_attention_pays(f32.to(torch::kFloat16)));
+  torch::manual_seed(5);
+  const auto q = torch::randn({1, 4, 3, 8}).to(torch::kBFloat16), k = torch::randn({1, 2, 6, 8}).to(torch::kBFloat16);
+  const auto v = torch::randn({1, 2, 6, 8}).to(torch::kBFloat16);
+  QueryPositions qpos{torch::arange(3, 6, torch::kInt64), 3, 5};
+  const int64_t before = fused_attention_calls();
+  AttentionOptions opt;
+  opt.scale = 1.0 / std::sqrt(8.0);
+  const auto out = attend_blocks(q, qpos, [&](const std::function<void(const KVBlock&)>& visit) {
+    KVBlock b;
+    b.k = k;
+    b.v = v;
+    b.positions = torch::arange(6, torch::kInt64);
+    b.min_position = 0;
+    b.max_position = 5;
+    b.is_only = true;
+    visit(b);
+  }, opt);
+  EXPECT_EQ(fused_attention_calls(), before);
+  EXPECT_EQ(out.scalar_type(), torch::kBFloat16);
+}
