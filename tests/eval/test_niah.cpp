@@ -163,6 +163,10 @@ TEST(Niah, CustomGridPlacesTheNeedleAtEachDepthWithinEachLength) {
     EXPECT_LE(x.prompt_tokens + x.tokens_to_generate, x.length);
     EXPECT_GT(x.prompt_tokens + x.tokens_to_generate, x.length - 40);
     EXPECT_TRUE(ends_with(x.input, "\n\n" + c.question));
+    EXPECT_EQ(x.answer_prefix, c.answer_prefix);
+    if (x.depth == 100) {  // just before the question
+      EXPECT_TRUE(ends_with(x.input, c.needle + "\n\n" + c.question));
+    }
     const size_t at = x.input.find(c.needle);
     ASSERT_NE(at, std::string::npos);
     const double rel = static_cast<double>(at) / static_cast<double>(x.input.size());
