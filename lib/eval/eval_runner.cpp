@@ -162,9 +162,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
           if (ids.empty()) fail(path, "KVzip calibration text is empty");
           contexts.push_back(std::move(ids));
         }
-        const auto prefix = render_chat(*tokenizer, {{"user", ""}}, chat);
-        const auto postfix = chat_postfix_ids(*tokenizer, chat);
-        const std::vector<int64_t> header(prefix.begin(), prefix.end() - static_cast<std::ptrdiff_t>(postfix.size()));
+        const auto header = kvzip_system_prefix_ids(*tokenizer, chat);  // the official system prompt, kept whole
         sel.kvzip_head_scores = kvzip_calibrate_heads(*model, prompts, header, contexts, c.prefill_chunk);
         nlohmann::json hs = nlohmann::json::array();
         for (const auto& t : sel.kvzip_head_scores) hs.push_back(std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel()));

@@ -1,5 +1,7 @@
 #include "eval/prompt_split.h"
 
+#include "eval/ruler_template.h"
+
 #include <algorithm>
 
 namespace echokv {
@@ -41,6 +43,20 @@ std::vector<int64_t> kvzip_repeat_postfix_ids(const Tokenizer& tokenizer, const 
   const auto post = chat_postfix_ids(tokenizer, chat);
   ids.insert(ids.end(), post.begin(), post.end());
   return ids;
+}
+
+std::vector<int64_t> kvzip_system_prefix_ids(const Tokenizer& tokenizer, const ChatOptions& chat) {
+  const std::string instruction = "Given the context, answer to the following question or request without explanation.\n\n";
+  switch (chat.format) {
+    case ChatFormat::kLlama3:
+      return ruler_prompt_ids(tokenizer,
+                              "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a helpful assistant"
+                              "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n" + instruction);
+    case ChatFormat::kLlama2: return ruler_prompt_ids(tokenizer, "[INST] " + instruction);
+    case ChatFormat::kMistral: return ruler_prompt_ids(tokenizer, "[INST]" + instruction);
+    case ChatFormat::kPlain: break;
+  }
+  return ruler_prompt_ids(tokenizer, instruction);
 }
 
 }  // namespace echokv

@@ -31,4 +31,14 @@ std::vector<int64_t> chat_postfix_ids(const Tokenizer& tokenizer, const ChatOpti
 // template its fallback "\n\nAnswer: ".
 std::vector<int64_t> kvzip_repeat_postfix_ids(const Tokenizer& tokenizer, const ChatOptions& chat);
 
+// KVzip's system prefix, kept whole before the context it scores (model/template.py, task
+// "qa"): Llama 3: "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are a
+// helpful assistant<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"; without a chat
+// template its fallback BOS; then "Given the context, answer to the following question or
+// request without explanation.\n\n". The official has no Llama 2 / Mistral entry: there the
+// user turn opens as the chat template does ("[INST] " / "[INST]"), without a system block.
+// One string, tokenized as the official does. Used by the head-level calibration, which is
+// KVzip's own procedure; benchmark prompts keep their harness's framing.
+std::vector<int64_t> kvzip_system_prefix_ids(const Tokenizer& tokenizer, const ChatOptions& chat);
+
 }  // namespace echokv

@@ -339,6 +339,8 @@ std::string numbered(const std::vector<std::string>& words) {
 
 }  // namespace
 
+int64_t RulerData::essay_word_count() const { return static_cast<int64_t>(impl_->essay_words.size()); }
+
 std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t max_length, int64_t num_samples,
                                              uint64_t seed, const RulerTokenCounter& count,
                                              const RulerGenerateOptions& options) const {
@@ -374,6 +376,16 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
   std::function<Draft(int64_t, int64_t)> make;  // (haystack units, sample index) -> prompt
   int64_t incremental = 10, units = -1;          // units < 0: found by the generic search below
   int64_t extra_tokens = 0;                       // counted in the search besides the prompt (vt's ICL example)
+
+  const int64_t essay_words = static_cast<int64_t>(d.essay_words.size());
+  const int64_t range_begin = options.essay_range_begin_words, offset = options.essay_offset_words;
+  if (range_begin < 0 || range_begin >= essay_words || offset < range_begin || offset >= essay_words)
+    throw Error("RULER essay range: begin " + std::to_string(range_begin) + ", offset " + std::to_string(offset) +
+                " outside the essays' " + std::to_string(essay_words) + " words");
+  // i-th haystack word -> index into the essays' words, wrapping within [range_begin, end)
+  const auto essay_index = [range_begin, offset, essay_words](int64_t i) {
+    return static_cast<size_t>(range_begin + (offset - range_begin + i) % (essay_words - range_begin));
+  };
 
   if (t.kind == "niah") {
     const std::string type_haystack = t.arg("type_haystack"), type_k = t.arg("type_needle_k"), type_v = t.arg("type_needle_v");
@@ -411,7 +423,7 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
       std::string context;
       if (type_haystack == "essay") {
         std::vector<std::string> words;
-        for (int64_t i = 0; i < n; ++i) words.push_back(d.essay_words[static_cast<size_t>(i) % d.essay_words.size()]);
+        for (int64_t i = 0; i < n; ++i) words.push_back(d.essay_words[essay_index(i)]);
         const auto sents = split_sentences(py::strip(py::join(words, " ")));
         std::vector<size_t> positions;
         for (size_t i : rng.sample_indices(depths.size(), needles.size()))

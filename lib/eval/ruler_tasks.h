@@ -60,6 +60,13 @@ struct RulerGenerateOptions {
   // per document count), so the gold paragraph sits at the same slot at a given length; true
   // draws each sample's order from its own stream instead.
   bool per_sample_document_order = false;
+  // Essay haystacks (niah tasks with type_haystack essay): RULER reads the essays' words from
+  // the first on, wrapping around. Training data uses another part of the essays: words are
+  // read from essay_offset_words on and wrap within [essay_range_begin_words, end), so a
+  // haystack never reaches the words before essay_range_begin_words (what evaluation reads).
+  // Both 0: RULER's own behaviour.
+  int64_t essay_range_begin_words = 0;
+  int64_t essay_offset_words = 0;
 };
 
 class RulerData {
@@ -72,6 +79,8 @@ class RulerData {
   explicit RulerData(const std::string& data_dir, std::string squad_path = "", std::string hotpotqa_path = "");
   ~RulerData();
   const std::vector<std::string>& task_names() const { return task_names_; }
+  // Words of the essay haystack (after RULER's whitespace normalisation).
+  int64_t essay_word_count() const;
   const RulerTask& task(const std::string& name) const;
   // Empty when the task can run; otherwise why not (e.g. "SQuAD path not given").
   std::string unavailable_reason(const std::string& name) const;

@@ -32,6 +32,7 @@ PretrainConfig PretrainConfig::load(const std::string& path) {
   c.output_dir = root.require<std::string>("output_dir");
   c.seed = root.get<uint64_t>("seed", 1234);
   c.threads = root.get<int>("threads", 0);
+  c.init_from = root.get<std::string>("init_from", "");
 
   auto corpus = root.child("corpus");
   for (auto& s : corpus.list("sources")) {
@@ -102,7 +103,10 @@ PretrainConfig PretrainConfig::load(const std::string& path) {
     s.finish();
     double total = 0;
     for (const auto& [k, v] : st.mix) {
-      if (k != "text" && k != "retrieval" && k != "copy") fail(path, "curriculum mix kind '" + k + "' (expected text, retrieval, copy)");
+      const bool ruler_kind = k == "ruler" || k.rfind("ruler/", 0) == 0;
+      if (k != "text" && k != "retrieval" && k != "copy" && !ruler_kind)
+        fail(path, "curriculum mix kind '" + k + "' (expected text, retrieval, copy, ruler or ruler/<task>)");
+      if (ruler_kind && !root.has("ruler")) fail(path, "curriculum mix kind '" + k + "' needs a ruler section");
       if (v < 0) fail(path, "curriculum mix weights must be >= 0");
       total += v;
     }
@@ -122,15 +126,36 @@ PretrainConfig PretrainConfig::load(const std::string& path) {
     c.tasks.chain_fraction = k.get<double>("chain_fraction", c.tasks.chain_fraction);
     k.finish();
   }
+  if (root.has("ruler")) {
+    auto r = root.child("ruler");
+    c.has_ruler = true;
+    c.ruler.data_dir = r.require<std::string>("data_dir");
+    c.ruler.tasks = r.get<std::vector<std::string>>("tasks", {});
+    c.ruler.model_template = r.get<std::string>("template", c.ruler.model_template);
+    c.ruler.essay_train_begin = r.get<double>("essay_train_begin", c.ruler.essay_train_begin);
+    c.ruler.prompt_weight = r.get<float>("prompt_weight", c.ruler.prompt_weight);
+    c.ruler.answer_weight = r.get<float>("answer_weight", c.tasks.answer_weight);
+    r.finish();
+    if (!(c.ruler.essay_train_begin > 0 && c.ruler.essay_train_begin < 1)) fail(path, "ruler.essay_train_begin must lie in (0, 1)");
+    if (c.ruler.prompt_weight < 0 || c.ruler.answer_weight <= 0) fail(path, "ruler: prompt_weight must be >= 0 and answer_weight > 0");
+  }
   if (root.has("eval")) {
     auto e = root.child("eval");
     c.eval_heldout_sequences = e.get<int64_t>("heldout_sequences", c.eval_heldout_sequences);
     c.eval_heldout_seq_len = e.get<int64_t>("heldout_seq_len", c.eval_heldout_seq_len);
     c.eval_retrieval_samples = e.get<int64_t>("retrieval_samples", c.eval_retrieval_samples);
     c.eval_retrieval_lengths = e.get<std::vector<int64_t>>("retrieval_lengths", c.eval_retrieval_lengths);
+    c.eval_ruler_samples = e.get<int64_t>("ruler_samples", c.eval_ruler_samples);
+    c.eval_ruler_lengths = e.get<std::vector<int64_t>>("ruler_lengths", c.eval_ruler_lengths);
     e.finish();
   }
   root.finish();
+  if (c.has_ruler) {
+    if (c.eval_ruler_samples < 1) fail(path, "eval.ruler_samples must be >= 1");
+    for (int64_t L : c.eval_ruler_lengths)
+      if (L < 256 || L > mc.max_position_embeddings)
+        fail(path, "eval.ruler_lengths: " + std::to_string(L) + " outside [256, max_position_embeddings]");
+  }
   return c;
 }
 

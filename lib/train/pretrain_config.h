@@ -7,6 +7,7 @@
 #include "model/config.h"
 #include "train/corpus.h"
 #include "train/retrieval_tasks.h"
+#include "train/ruler_training.h"
 
 namespace echokv {
 
@@ -33,9 +34,20 @@ struct PretrainConfig {
   int64_t checkpoint_every = 50, log_every = 10, eval_every = 250;
   std::vector<CurriculumStage> curriculum;
   TaskOptions tasks;
+  // Continue a finished run: its work_dir. A fresh start then takes that run's tokenizer,
+  // key words and corpus lock, and its latest weights instead of a random init (the
+  // optimizer starts anew). Empty: train from scratch.
+  std::string init_from;
+  // RULER-format samples (mix kinds "ruler" = a task drawn uniformly, "ruler/<task>").
+  bool has_ruler = false;
+  RulerTrainingOptions ruler;
   // evaluation
   int64_t eval_heldout_sequences = 32, eval_heldout_seq_len = 512, eval_retrieval_samples = 32;
   std::vector<int64_t> eval_retrieval_lengths = {256, 512, 1024};
+  // RULER probe (with a ruler section): held-out samples (evaluation seeds, RULER's own
+  // haystack) per task and length, scored by teacher-forced exact match of the answer.
+  int64_t eval_ruler_samples = 8;
+  std::vector<int64_t> eval_ruler_lengths = {1024};
 
   const CurriculumStage& stage_at(int64_t step) const;
   static PretrainConfig load(const std::string& path);

@@ -127,7 +127,69 @@ nlohmann::json heldout_perplexity(const LlamaModel& model, const PretrainConfig&
   return out;
 }
 
-nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig& c, const PretrainData& data, bool full) {
+namespace {
+
+// Teacher-forced exact match of held-out RULER samples: evaluation seeds (top bit clear) and
+// RULER's own essay haystack, i.e. what echokv-eval generates and the training never draws.
+void ruler_probe(const LlamaModel& model, const PretrainConfig& c, const RulerTrainingSampler& ruler, bool full,
+                 nlohmann::json& out) {
+  const int64_t samples = full ? c.eval_ruler_samples : std::max<int64_t>(2, c.eval_ruler_samples / 4);
+  for (int64_t len : c.eval_ruler_lengths) {
+    double sum = 0;
+    for (const auto& task : ruler.tasks()) {
+      int64_t right = 0;
+      for (int64_t i = 0; i < samples; ++i) {
+        auto rng = step_rng(c.seed ^ 0x7e1e, len, i);
+        const uint64_t seed = rng() >> 1;  // top bit clear: never a training seed
+        const auto [ids, answer_begin] = ruler.encode(ruler.generate(task, len, seed, 0, 0));
+        auto input = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end() - 1), torch::kInt64).unsqueeze(0);
+        auto pred = training_logits(model, input).argmax(-1)[0];
+        bool ok = true;
+        for (int64_t p = answer_begin; p + 1 < static_cast<int64_t>(ids.size()); ++p)
+          ok = ok && pred[p - 1].item<int64_t>() == ids[static_cast<size_t>(p)];
+        right += ok;
+      }
+      const double acc = static_cast<double>(right) / samples;
+      out["ruler"][task][std::to_string(len)] = acc;
+      sum += acc;
+    }
+    out["ruler_average"][std::to_string(len)] = sum / static_cast<double>(ruler.tasks().size());
+  }
+  out["ruler_samples"] = samples;
+}
+
+}  // namespace
+
+void adopt_init_run(const PretrainConfig& c) {
+  if (c.init_from.empty()) return;
+  fs::create_directories(c.work_dir);
+  for (const char* name : {"tokenizer.model", "words.txt", "corpus-sources.json"}) {
+    const std::string from = join_path(c.init_from, name), to = join_path(c.work_dir, name);
+    if (file_exists(to)) continue;
+    if (!file_exists(from)) fail(c.source, "init_from: " + from + " is missing (expected a finished run's work_dir)");
+    write_text_atomic(to, read_text_file(from));
+  }
+}
+
+std::map<std::string, torch::Tensor> load_init_weights(const PretrainConfig& c) {
+  nlohmann::json state;
+  auto weights = load_latest_checkpoint(c.init_from, &state);
+  if (weights.empty()) fail(c.source, "init_from: " + c.init_from + " holds no checkpoint");
+  const auto fresh = random_llama_tensors(c.model, c.seed, c.init_std);
+  for (const auto& [name, t] : fresh) {
+    auto it = weights.find(name);
+    if (it == weights.end()) fail(c.source, "init_from: the checkpoint lacks " + name);
+    if (it->second.sizes() != t.sizes())
+      fail(c.source, "init_from: " + name + " has shape " + c10::str(it->second.sizes()) + ", the model config wants " +
+                         c10::str(t.sizes()));
+  }
+  if (weights.size() != fresh.size()) fail(c.source, "init_from: the checkpoint holds tensors the model config does not have");
+  std::cerr << "[pretrain] starting from " << c.init_from << " step " << state.value("step", int64_t{0}) << std::endl;
+  return weights;
+}
+
+nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig& c, const PretrainData& data, bool full,
+                                   const RulerTrainingSampler* ruler) {
   torch::NoGradGuard no_grad;
   TaskGenerator gen(*data.tokenizer, data.heldout, data.words, c.tasks);
   nlohmann::json out =
@@ -166,6 +228,7 @@ nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig
                    {"token_accuracy", static_cast<double>(tokens_right) / std::max<int64_t>(1, tokens_total)},
                    {"exact", static_cast<double>(whole) / samples}};
   }
+  if (ruler) ruler_probe(model, c, *ruler, full, out);
   for (int64_t len : c.eval_retrieval_lengths) {
     if (!full && len > 1024) continue;
     out["retrieval"]["single_needle"][std::to_string(len)] = accuracy("needle", len, 1, samples);
@@ -203,7 +266,13 @@ void export_latest_checkpoint(const PretrainConfig& c) {
   if (weights.empty()) fail(c.work_dir, "no checkpoint to export (run echokv-train pretrain first)");
   auto model = LlamaModel::from_tensors(c.model, weights, torch::kCPU, torch::kFloat32, c.work_dir);
   std::cerr << "[export] evaluating step " << state.value("step", int64_t{0}) << "..." << std::endl;
-  auto eval = evaluate_pretrained(*model, c, data, /*full=*/true);
+  std::unique_ptr<TaskGenerator> heldout_gen;
+  std::unique_ptr<RulerTrainingSampler> ruler;
+  if (c.has_ruler) {
+    heldout_gen = std::make_unique<TaskGenerator>(*data.tokenizer, data.heldout, data.words, c.tasks);
+    ruler = std::make_unique<RulerTrainingSampler>(*data.tokenizer, *heldout_gen, c.ruler);
+  }
+  auto eval = evaluate_pretrained(*model, c, data, /*full=*/true, ruler.get());
   export_pretrained(c, data, weights, eval,
                     {{"steps", state.value("step", int64_t{0})}, {"tokens_seen", state.value("tokens_seen", int64_t{0})},
                      {"trained_seconds", state.value("trained_seconds", 0.0)}, {"config", c.source},
@@ -214,14 +283,27 @@ void export_latest_checkpoint(const PretrainConfig& c) {
 PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& run) {
   const int threads = configure_threads(c.threads);
   torch::manual_seed(c.seed);
-  PretrainData data = prepare_pretrain_data(c);
-  TaskGenerator gen(*data.tokenizer, data.train, data.words, c.tasks);
-  const torch::ScalarType dtype = c.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
-
   nlohmann::json state;
   auto master = load_latest_checkpoint(c.work_dir, &state);
   const bool resumed = !master.empty();
-  if (!resumed) master = random_llama_tensors(c.model, c.seed, c.init_std);
+  if (!resumed) adopt_init_run(c);
+  PretrainData data = prepare_pretrain_data(c);
+  TaskGenerator gen(*data.tokenizer, data.train, data.words, c.tasks);
+  std::unique_ptr<RulerTrainingSampler> ruler;
+  if (c.has_ruler) ruler = std::make_unique<RulerTrainingSampler>(*data.tokenizer, gen, c.ruler);
+  // One sample of a mix kind: the project's tasks, or RULER's ("ruler", "ruler/<task>").
+  auto make_sample = [&](const std::string& kind, std::mt19937_64& rng, int64_t length) {
+    if (kind == "ruler") return ruler->make("", rng, length);
+    if (kind.rfind("ruler/", 0) == 0) return ruler->make(kind.substr(6), rng, length);
+    return gen.make(kind, rng, length);
+  };
+  // The held-out probes use the held-out corpus for filling.
+  TaskGenerator heldout_gen(*data.tokenizer, data.heldout, data.words, c.tasks);
+  std::unique_ptr<RulerTrainingSampler> ruler_eval;
+  if (c.has_ruler) ruler_eval = std::make_unique<RulerTrainingSampler>(*data.tokenizer, heldout_gen, c.ruler);
+  const torch::ScalarType dtype = c.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+
+  if (!resumed) master = c.init_from.empty() ? random_llama_tensors(c.model, c.seed, c.init_std) : load_init_weights(c);
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& [name, t] : master) {
     t = t.to(torch::kFloat32).contiguous();
@@ -277,7 +359,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
     for (int64_t m = 0; m < micro_steps; ++m) {
       auto rng = step_rng(c.seed, step, m);
       std::vector<TaskSample> samples;
-      for (int64_t i = 0; i < micro_b; ++i) samples.push_back(gen.make(pick_kind(stage.mix, rng), rng, stage.seq_len + 1));
+      for (int64_t i = 0; i < micro_b; ++i) samples.push_back(make_sample(pick_kind(stage.mix, rng), rng, stage.seq_len + 1));
       auto batch = make_batch(samples);
       if (dtype != torch::kFloat32) model = view_model(c, master, dtype);
       auto loss = weighted_loss(training_logits(*model, batch.inputs), batch) / static_cast<double>(micro_steps);
@@ -318,7 +400,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
     if (step % c.checkpoint_every == 0 || step == c.total_steps || stop_now) checkpoint(step);
     if (step % c.eval_every == 0 && step < c.total_steps) {
       const double t0 = monotonic_seconds();
-      auto eval = evaluate_pretrained(*model, c, data, /*full=*/false);
+      auto eval = evaluate_pretrained(*model, c, data, /*full=*/false, ruler_eval.get());
       metrics << nlohmann::json{{"step", step}, {"eval", eval}, {"eval_seconds", monotonic_seconds() - t0}}.dump() << std::endl;
       std::cerr << "[eval] step " << step << ": " << eval.dump() << std::endl;
       window_start = monotonic_seconds();
@@ -329,7 +411,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
   outcome.finished = step >= c.total_steps;
   if (outcome.finished && run.export_when_done) {
     std::cerr << "[pretrain] final evaluation..." << std::endl;
-    auto eval = evaluate_pretrained(*model, c, data, /*full=*/true);
+    auto eval = evaluate_pretrained(*model, c, data, /*full=*/true, ruler_eval.get());
     metrics << nlohmann::json{{"step", step}, {"eval", eval}, {"final", true}}.dump() << std::endl;
     std::map<std::string, torch::Tensor> weights;
     for (const auto& [name, t] : master) weights[name] = t.detach();

@@ -10,6 +10,7 @@
 #include "train/pretrain_config.h"
 #include "train/pretrain_data.h"
 #include "train/retrieval_tasks.h"
+#include "train/ruler_training.h"
 
 namespace echokv {
 
@@ -33,8 +34,16 @@ nlohmann::json heldout_perplexity(const LlamaModel& model, const PretrainConfig&
                                   int64_t n_seq);
 
 // Held-out perplexity and retrieval exact-match accuracy of `model`.
+// With `ruler`, also the RULER probe (config.eval_ruler_*): "ruler": {task: {length: exact}},
+// "ruler_average": {length: mean over tasks}, "ruler_samples": per task and length.
 nlohmann::json evaluate_pretrained(const LlamaModel& model, const PretrainConfig& config, const PretrainData& data,
-                                   bool full = true);
+                                   bool full = true, const RulerTrainingSampler* ruler = nullptr);
+
+// A fresh run that continues `config.init_from`: copies that run's tokenizer, key words and
+// corpus lock into config.work_dir (where absent) so prepare_pretrain_data reuses them.
+void adopt_init_run(const PretrainConfig& config);
+// That run's latest weights, checked against config.model's shapes.
+std::map<std::string, torch::Tensor> load_init_weights(const PretrainConfig& config);
 
 // Writes config.json, model.safetensors, tokenizer.model and README.md into output_dir.
 void export_pretrained(const PretrainConfig& config, const PretrainData& data,

@@ -89,6 +89,32 @@ TEST(PromptSplit, KvzipRepeatPostfixFollowsTheOfficialTemplates) {
   EXPECT_FALSE(kvzip_repeat_postfix_ids(*l2, plain).empty());
 }
 
+// KVzip's system prefix (template.py, task "qa"): Llama 3's system block and user header, then
+// the instruction; without a template BOS + the instruction.
+TEST(PromptSplit, KvzipSystemPrefixFollowsTheOfficialTemplate) {
+  const std::string instruction = "Given the context, answer to the following question or request without explanation.\n\n";
+  auto l3 = load_tokenizer(require_fixture("fixtures/tokenizers/llama3/tokenizer.model"));
+  ChatOptions chat;
+  chat.format = ChatFormat::kLlama3;
+  std::vector<int64_t> expected = {*l3->special_id("<|begin_of_text|>"), *l3->special_id("<|start_header_id|>")};
+  for (auto id : l3->encode("system", false)) expected.push_back(id);
+  expected.push_back(*l3->special_id("<|end_header_id|>"));
+  for (auto id : l3->encode("\n\nYou are a helpful assistant", false)) expected.push_back(id);
+  expected.push_back(*l3->special_id("<|eot_id|>"));
+  expected.push_back(*l3->special_id("<|start_header_id|>"));
+  for (auto id : l3->encode("user", false)) expected.push_back(id);
+  expected.push_back(*l3->special_id("<|end_header_id|>"));
+  for (auto id : l3->encode("\n\n" + instruction, false)) expected.push_back(id);  // one string after the header
+  EXPECT_EQ(kvzip_system_prefix_ids(*l3, chat), expected);
+  // no date lines: the official block is not HF's Llama 3.1 default
+  EXPECT_EQ(l3->decode(kvzip_system_prefix_ids(*l3, chat)).find("Cutting Knowledge"), std::string::npos);
+  auto l2 = load_tokenizer(require_fixture("fixtures/tokenizers/llama2/tokenizer.model"));
+  ChatOptions plain;
+  std::vector<int64_t> fallback = {*l2->bos_id()};
+  for (auto id : l2->encode(instruction, false)) fallback.push_back(id);
+  EXPECT_EQ(kvzip_system_prefix_ids(*l2, plain), fallback);
+}
+
 // The answer prefix continues the assistant turn in one piece with what precedes it.
 TEST(PromptSplit, AnswerPrefixIsEncodedWithThePrompt) {
   auto l2 = load_tokenizer(require_fixture("fixtures/tokenizers/llama2/tokenizer.model"));

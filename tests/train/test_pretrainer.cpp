@@ -148,6 +148,66 @@ TEST(Pretrainer, KilledAndResumedRunEqualsUninterruptedRun) {
   for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wb.at(name))) << name;
 }
 
+// A finished run continued on RULER-format samples (issue 17's recipe shape): the new run
+// takes the old run's tokenizer and latest weights, trains on "ruler" mix samples at a
+// longer length, and its evaluation carries the RULER probe per task and length.
+TEST(Pretrainer, ContinuesAFinishedRunOnRulerSamples) {
+  TempDir a, b;
+  auto config_a = PretrainConfig::load(write_config(a, 3));
+  PretrainRunOptions quiet;
+  quiet.export_when_done = false;
+  run_pretrain(config_a, quiet);
+  std::string text = read_text_file(a.file("tiny.yaml"));
+  auto swap = [&text](const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+  };
+  swap(a.file("work"), b.file("work"));
+  swap(a.file("out"), b.file("out"));
+  swap("max_position_embeddings: 256", "max_position_embeddings: 1024");
+  swap("total_steps: 3", "total_steps: 2");
+  swap("tokens_per_step: 1024", "tokens_per_step: 2048");
+  swap("micro_batch_tokens: 512", "micro_batch_tokens: 1024");
+  swap("{until_step: 1000, seq_len: 192, mix: {text: 0.5, retrieval: 0.3, copy: 0.2}}",
+       "{until_step: 1000, seq_len: 1024, mix: {text: 0.5, ruler: 0.5}}");
+  swap("eval: {", "eval: {ruler_samples: 1, ruler_lengths: [1024], ");
+  text += "init_from: " + a.file("work") + "\nruler: {data_dir: " + require_fixture("data/ruler") +
+          ", tasks: [niah_single_1, fwe], prompt_weight: 0.1}\n";
+  std::ofstream(b.file("cont.yaml")) << text;
+  auto config_b = PretrainConfig::load(b.file("cont.yaml"));
+  EXPECT_TRUE(config_b.has_ruler);
+  // the weights it starts from are the old run's latest checkpoint
+  nlohmann::json state;
+  auto old = load_latest_checkpoint(a.file("work"), &state);
+  auto init = load_init_weights(config_b);
+  ASSERT_EQ(old.size(), init.size());
+  for (const auto& [name, t] : old) EXPECT_TRUE(torch::equal(t, init.at(name))) << name;
+  auto outcome = run_pretrain(config_b, {});
+  EXPECT_TRUE(outcome.finished);
+  EXPECT_EQ(read_text_file(b.file("work/tokenizer.model")), read_text_file(a.file("work/tokenizer.model")));
+  ASSERT_TRUE(outcome.last_eval.contains("ruler")) << outcome.last_eval.dump();
+  for (const char* task : {"niah_single_1", "fwe"}) {
+    const double acc = outcome.last_eval["ruler"][task]["1024"].get<double>();
+    EXPECT_GE(acc, 0.0);
+    EXPECT_LE(acc, 1.0);
+  }
+  EXPECT_TRUE(outcome.last_eval["ruler_average"].contains("1024"));
+  // a model config whose shapes differ from the checkpoint's is refused with the tensor named
+  std::string wide = text;
+  wide.replace(wide.find("hidden_size: 32"), 15, "hidden_size: 48");
+  wide.replace(wide.find(b.file("work")), b.file("work").size(), b.file("work2"));
+  std::ofstream(b.file("wide.yaml")) << wide;
+  const std::string why = error_of([&] { load_init_weights(PretrainConfig::load(b.file("wide.yaml"))); });
+  EXPECT_NE(why.find("shape"), std::string::npos) << why;
+  EXPECT_NE(why.find("wide.yaml"), std::string::npos) << why;
+  // a ruler mix kind without a ruler section is a config error
+  std::string no_ruler = read_text_file(a.file("tiny.yaml"));
+  no_ruler.replace(no_ruler.find("copy: 0.2"), 9, "ruler: 0.2");
+  std::ofstream(b.file("noruler.yaml")) << no_ruler;
+  EXPECT_NE(error_of([&] { PretrainConfig::load(b.file("noruler.yaml")); }).find("needs a ruler section"), std::string::npos);
+}
+
 TEST(PretrainConfig, UnknownKeysAndBadValuesAreClearErrors) {
   TempDir dir;
   const std::string path = write_config(dir, 5);
