@@ -30,6 +30,12 @@ std::string fmt(double v, int digits = 2) {
   return buf;
 }
 
+// " [lo, hi]" of a MeanCI's JSON, "" without an interval.
+std::string interval_text(const nlohmann::json& ci, int digits) {
+  if (!ci.contains("ci95") || !ci["ci95"].is_array()) return "";
+  return " [" + fmt(ci["ci95"][0].get<double>(), digits) + ", " + fmt(ci["ci95"][1].get<double>(), digits) + "]";
+}
+
 // A method's records of one benchmark that ran; those that recorded an error are counted.
 std::vector<nlohmann::json> records_of(const EvalConfig& c, const std::string& method, const std::string& benchmark,
                                        int64_t* errors = nullptr) {
@@ -88,7 +94,22 @@ stats::MeanCI paired_on_shared_keys(const std::map<Key, double>& a, const std::m
     x.push_back(v);
     y.push_back(it->second);
   }
-  return stats::paired_difference(x, y);
+  return stats::paired_bootstrap(x, y);
+}
+
+// RULER: the difference of two methods' task averages at one length, on the (task, sample)
+// pairs both ran: per task the mean paired difference, averaged over tasks; its interval
+// resamples pairs within each task (each task keeps its weight, as in the average).
+stats::MeanCI ruler_paired_average(const std::map<std::pair<std::string, int64_t>, double>& a,
+                                   const std::map<std::pair<std::string, int64_t>, double>& b) {
+  std::map<std::string, std::vector<double>> by_task;
+  for (const auto& [key, v] : a) {
+    auto it = b.find(key);
+    if (it != b.end()) by_task[key.first].push_back(v - it->second);
+  }
+  std::vector<std::vector<double>> groups;
+  for (auto& [task, d] : by_task) groups.push_back(std::move(d));
+  return stats::stratified_bootstrap_mean(groups);
 }
 
 
@@ -136,7 +157,7 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
         slot.second.push_back(r["outputs"].get<std::vector<std::string>>());
       }
       std::map<std::string, std::pair<double, int>> avg;
-      std::map<std::string, std::pair<double, int64_t>> avg_var;  // length -> (sum of s^2/n over tasks, min n)
+      std::map<std::string, std::vector<std::vector<double>>> task_samples;  // length -> per task, per-sample scores
       for (const auto& [task, lengths] : g)
         for (const auto& [len, s] : lengths) {
           const double score = ruler::score_task(task, s.first, s.second);
@@ -145,22 +166,15 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
           std::vector<double> v;
           for (const auto& [key, x] : per_sample.at(len))
             if (key.first == task) v.push_back(x);
-          const auto ci = stats::mean_ci(v);
-          mj["ruler"]["ci"][task][len] = ci.to_json();
-          auto& av = avg_var[len];
-          av.second = av.second == 0 ? ci.n : std::min(av.second, ci.n);
-          av.first += std::isfinite(ci.half_width) ? std::pow(ci.half_width / stats::t_quantile_975(std::max<int64_t>(1, ci.n - 1)), 2) : NAN;
+          mj["ruler"]["ci"][task][len] = stats::bootstrap_mean_ci(v).to_json();
+          task_samples[len].push_back(std::move(v));
           avg[len].first += score;
           avg[len].second += 1;
         }
       for (const auto& [len, sn] : avg) {
         mj["ruler"]["average"][len] = py::round_to(sn.first / sn.second, 2);
-        // The average's CI: its standard error from the tasks' (independent samples), t at the smallest n.
-        const auto& [var_sum, min_n] = avg_var[len];
-        const double hw = min_n >= 2 && std::isfinite(var_sum)
-                              ? stats::t_quantile_975(min_n - 1) * std::sqrt(var_sum) / sn.second
-                              : NAN;
-        mj["ruler"]["average_ci95_half_width"][len] = std::isfinite(hw) ? nlohmann::json(hw) : nlohmann::json();
+        // The average's CI: a bootstrap resampling within each task (stratified).
+        mj["ruler"]["average_ci"][len] = stats::stratified_bootstrap_mean(task_samples[len]).to_json();
         int64_t n = 0;
         for (const auto& [task, lengths] : g) n += lengths.count(len) ? static_cast<int64_t>(lengths.at(len).first.size()) : 0;
         mj["ruler"]["average_samples"][len] = n;
@@ -187,7 +201,7 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
           mj["niah"]["cell_samples"][std::to_string(len)][key] = sn.second;
         }
       if (!all.empty()) {
-        const auto ci = stats::mean_ci(all);
+        const auto ci = stats::bootstrap_mean_ci(all);
         mj["niah"]["average"] = ci.mean;
         mj["niah"]["ci"] = ci.to_json();
       }
@@ -281,8 +295,8 @@ void write_eval_report(const EvalConfig& c) {
         const std::string L = std::to_string(len);
         const bool has = mj.contains("ruler") && mj["ruler"].contains("average") && mj["ruler"]["average"].contains(L);
         std::string cell = has ? fmt(mj["ruler"]["average"][L].get<double>()) : "-";
-        if (has && mj["ruler"]["average_ci95_half_width"][L].is_number())
-          cell += " ± " + fmt(mj["ruler"]["average_ci95_half_width"][L].get<double>(), 1);
+        if (has && mj["ruler"].contains("average_ci") && mj["ruler"]["average_ci"].contains(L))
+          cell += interval_text(mj["ruler"]["average_ci"][L], 1);
         md << " " << cell << " |";
       }
     if (c.longbench) md << " " << cell(mj.contains("longbench") ? mj["longbench"].value("average", nlohmann::json()) : nlohmann::json(), 2) << " |";
@@ -341,30 +355,31 @@ void write_eval_report(const EvalConfig& c) {
           std::string cell = has ? fmt(r["scores"][t][L].get<double>()) : "-";
           if (has && r.contains("ci") && r["ci"][t].contains(L)) {
             const auto& ci = r["ci"][t][L];
-            cell += ci["ci95"].is_array() ? " ± " + fmt((ci["ci95"][1].get<double>() - ci["ci95"][0].get<double>()) / 2, 1) : "";
-            cell += " (n=" + std::to_string(ci["n"].get<int64_t>()) + ")";
+            cell += interval_text(ci, 1) + " (n=" + std::to_string(ci["n"].get<int64_t>()) + ")";
           }
           md << " " << cell << " |";
         }
         const bool has_avg = r.contains("average") && r["average"].contains(L);
         std::string avg = has_avg ? fmt(r["average"][L].get<double>()) : "-";
-        if (has_avg && r["average_ci95_half_width"][L].is_number())
-          avg += " ± " + fmt(r["average_ci95_half_width"][L].get<double>(), 1);
+        if (has_avg && r.contains("average_ci") && r["average_ci"].contains(L)) avg += interval_text(r["average_ci"][L], 1);
         md << " " << avg << " |\n";
         if (has_avg) add_point("RULER average at " + L, m, r["average"][L].get<double>());
       }
-      md << "\nCells: score ± 95 % CI half-width (Student t over samples), n samples per cell (RULER's own runs use 500 "
-            "per task; a small n gives a wide interval, and cells with n=1 carry no interval).\n\n";
+      md << "\nCells: score [95 % CI] (percentile bootstrap over the cell's samples; the average's resamples within each "
+            "task), n samples per cell (RULER's own runs use 500 per task; a small n gives a wide interval, cells with n=1 "
+            "carry none, and a cell whose samples all agree shows a zero-width interval that says nothing about the next "
+            "sample).\n\n";
       // Paired differences against the first method, on the (task, sample) pairs both ran.
       const std::string& ref = c.methods.front().name;
       const auto ref_scores = ruler_sample_scores(records_of(c, ref, "ruler"));
       if (c.methods.size() > 1 && ref_scores.count(L)) {
-        md << "Paired difference from `" << ref << "` at " << len << " (all tasks' samples, mean ± 95 % CI; * = the interval "
-           "excludes 0):\n\n| method | difference | pairs |\n|---|---|---|\n";
+        md << "Paired difference of the average from `" << ref << "` at " << len << " (per task the mean difference over "
+           "the samples both ran, averaged over tasks; 95 % CI by a paired bootstrap within tasks; * = the interval excludes "
+           "0, otherwise a tie):\n\n| method | difference | pairs |\n|---|---|---|\n";
         for (size_t i = 1; i < c.methods.size(); ++i) {
           const auto other = ruler_sample_scores(records_of(c, c.methods[i].name, "ruler"));
           if (!other.count(L)) continue;
-          const auto d = paired_on_shared_keys(other.at(L), ref_scores.at(L));
+          const auto d = ruler_paired_average(other.at(L), ref_scores.at(L));
           md << "| " << c.methods[i].name << " | " << d.text(1) << (d.excludes_zero() ? " *" : "") << " | " << d.n << " |\n";
         }
         md << "\n";
@@ -380,24 +395,21 @@ void write_eval_report(const EvalConfig& c) {
   if (c.niah) {
     md << "## Needle in a haystack\n\nSetup: `" << c.niah->setup << "`, scored by " << niah_metric_name(c.niah->metric)
        << " (x100); " << c.niah->samples_per_cell << " sample(s) per (length, depth) cell, "
-       << c.niah->lengths.size() * c.niah->depths.size() << " cells.\n\n| method | average ± 95 % CI (n) | difference from `"
+       << c.niah->lengths.size() * c.niah->depths.size() << " cells.\n\n| method | average [95 % CI] (n) | difference from `"
        << c.methods.front().name << "` (paired) |\n|---|---|---|\n";
     const auto niah_ref = niah_sample_scores(records_of(c, c.methods.front().name, "niah"));
     std::vector<svg::HeatmapPanel> panels;
     for (const auto& m : c.methods) {
       const auto& n = metrics["methods"][m.name]["niah"];
       if (!n.contains("average")) continue;
-      stats::MeanCI ci;
-      ci.n = n["ci"]["n"].get<int64_t>();
-      ci.mean = n["average"].get<double>();
-      ci.half_width = n["ci"]["ci95"].is_array() ? (n["ci"]["ci95"][1].get<double>() - n["ci"]["ci95"][0].get<double>()) / 2 : NAN;
+      const stats::MeanCI ci = stats::MeanCI::from_json(n["ci"]);
       std::string diff = "-";
       if (m.name != c.methods.front().name) {
         const auto d = paired_on_shared_keys(niah_sample_scores(records_of(c, m.name, "niah")), niah_ref);
         diff = d.text(1) + (d.excludes_zero() ? " *" : "");
       }
       md << "| " << m.name << " | " << ci.text(2) << " | " << diff << " |\n";
-      if (&m == &c.methods.back()) md << "\n(* = the paired interval excludes 0.)\n";
+      if (&m == &c.methods.back()) md << "\n(* = the paired bootstrap interval excludes 0; otherwise the two are tied on this grid.)\n";
       if (n.contains("errors")) md << "| (" << m.name << ": " << n["errors"].get<int64_t>() << " samples could not run) | | |\n";
       add_point("NIAH average", m, n["average"].get<double>());
       svg::HeatmapPanel p;

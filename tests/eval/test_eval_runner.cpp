@@ -96,6 +96,13 @@ TEST(EvalRunner, RunsEveryBenchmarkForEveryMethodAndResumes) {
   const std::string report = read_text_file(out + "/report.md");
   EXPECT_NE(report.find("## RULER at 1200 tokens"), std::string::npos);
   EXPECT_NE(report.find("| echo |"), std::string::npos);
+  // Every score carries its sample count and a bootstrap interval; the average's pools both tasks.
+  EXPECT_EQ(full["niah"]["ci"]["method"], "bootstrap");
+  EXPECT_EQ(full["niah"]["ci"]["n"].get<int64_t>(), 6);
+  EXPECT_EQ(full["ruler"]["average_ci"]["1200"]["n"].get<int64_t>(), 4);
+  EXPECT_NEAR(full["ruler"]["average_ci"]["1200"]["mean"].get<double>(), full["ruler"]["average"]["1200"].get<double>(), 0.01);
+  EXPECT_EQ(full["ruler"]["ci"]["vt"]["1200"]["n"].get<int64_t>(), 2);
+  EXPECT_NE(report.find("Paired difference of the average from `full` at 1200"), std::string::npos) << report;
   EXPECT_TRUE(std::filesystem::exists(out + "/niah.svg"));
   // Resume: nothing left to run, same metrics.
   auto again = run_binary("echokv-eval", "run --config " + tmp.file("eval.yaml"));
