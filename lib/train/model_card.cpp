@@ -68,7 +68,16 @@ std::string model_card_markdown(const PretrainConfig& c, const nlohmann::json& e
   md << "\nMixed in, from the project's own generator (not RULER's templates, so RULER stays held out): "
         "needle facts (\"The <kind> of <key> is <value>.\", numbers / words / uuid-like values, up to "
      << c.tasks.max_needles << " facts with distractors) in natural-text haystacks with a question at the end, "
-        "two-hop variable chains, and verbatim copy passages. Curriculum:\n\n"
+        "two-hop variable chains, and verbatim copy passages."
+     << (c.has_ruler ? std::string(
+            "\n\n**RULER-format tasks.** This model was also trained on samples in RULER's own format, made by "
+            "the project's RULER generator (`lib/train/ruler_training.h`): the synthetic tasks (niah, vt, cwe, fwe) with "
+            "training seeds (top bit set) and essay haystacks from the second part of the essays only; evaluation "
+            "samples use other seeds and RULER's own haystack (the essays' first words), which training never read. "
+            "Its RULER scores therefore measure what KV-cache compression destroys in a model that can do the "
+            "tasks, not general long-context ability. Started from `" + c.init_from + "`.")
+                    : std::string())
+     << " Curriculum:\n\n"
      << "| steps until | sequence length | mix |\n|---|---|---|\n";
   for (const auto& st : c.curriculum) {
     md << "| " << st.until_step << " | " << st.seq_len << " | ";
@@ -105,7 +114,28 @@ std::string model_card_markdown(const PretrainConfig& c, const nlohmann::json& e
          << " |\n";
     }
   }
-  md << "\n(" << c.eval_retrieval_samples << " samples per cell.)\n\n## Greedy samples\n\n";
+  md << "\n(" << c.eval_retrieval_samples << " samples per cell.)\n\n";
+  if (eval.contains("ruler")) {  // the RULER probe: teacher-forced exact match of the answer = greedy exact match
+    md << "RULER (held-out samples: evaluation seeds, RULER's haystack; exact match of the whole answer in the task "
+          "examples' form under greedy decoding, "
+       << eval.value("ruler_samples", int64_t{0}) << " samples per cell; `echokv-eval` scores RULER's own metric):\n\n| task |";
+    std::vector<std::string> lens;
+    for (const auto& [len, _] : eval["ruler_average"].items()) lens.push_back(len);
+    std::sort(lens.begin(), lens.end(), [](const std::string& a, const std::string& b) { return std::stoll(a) < std::stoll(b); });
+    for (const auto& L : lens) md << " " << L << " |";
+    md << "\n|---|";
+    for (size_t i = 0; i < lens.size(); ++i) md << "---|";
+    md << "\n";
+    for (const auto& [task, by_len] : eval["ruler"].items()) {
+      md << "| " << task << " |";
+      for (const auto& L : lens) md << " " << pct(by_len.contains(L) ? by_len[L] : nlohmann::json()) << " |";
+      md << "\n";
+    }
+    md << "| average |";
+    for (const auto& L : lens) md << " " << pct(eval["ruler_average"][L]) << " |";
+    md << "\n\n";
+  }
+  md << "## Greedy samples\n\n";
   for (const auto& [prompt, text] : samples) md << "- **" << prompt << "**" << text << "\n";
   md << "\n## Files\n\n`config.json` (HF LlamaForCausalLM), `model.safetensors`, `tokenizer.model`, "
         "`training_summary.json` (the numbers above, machine-readable).\n";

@@ -385,7 +385,9 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
       std::cerr << "[pretrain] step " << step << "/" << c.total_steps << " T=" << stage.seq_len << " loss "
                 << std::fixed << std::setprecision(4) << mean_loss << " lr " << std::scientific << std::setprecision(2)
                 << lr << std::defaultfloat << " | " << static_cast<int64_t>(tps) << " tok/s | trained "
-                << human_duration(trained_seconds) << " | ETA " << human_duration(eta) << std::endl;
+                << human_duration(trained_seconds) << " | ETA " << human_duration(eta)
+                << (c.curriculum.back().seq_len > stage.seq_len ? " (at this length's rate; longer stages follow)" : "")
+                << std::endl;
       metrics << nlohmann::json{{"step", step}, {"loss", mean_loss}, {"lr", lr}, {"seq_len", stage.seq_len},
                                 {"tokens_seen", tokens_seen}, {"tokens_per_s", tps}, {"trained_seconds", trained_seconds}}
                      .dump()

@@ -193,6 +193,11 @@ TEST(Pretrainer, ContinuesAFinishedRunOnRulerSamples) {
     EXPECT_LE(acc, 1.0);
   }
   EXPECT_TRUE(outcome.last_eval["ruler_average"].contains("1024"));
+  // the card says how the model was trained and shows the RULER probe
+  const std::string card = read_text_file(b.file("out/README.md"));
+  EXPECT_NE(card.find("RULER-format tasks"), std::string::npos);
+  EXPECT_NE(card.find("| fwe |"), std::string::npos);
+  EXPECT_NE(card.find("| average |"), std::string::npos);
   // a model config whose shapes differ from the checkpoint's is refused with the tensor named
   std::string wide = text;
   wide.replace(wide.find("hidden_size: 32"), 15, "hidden_size: 48");
