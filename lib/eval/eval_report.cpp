@@ -256,8 +256,8 @@ void write_eval_report(const EvalConfig& c) {
   std::ostringstream md;
   md << "# Evaluation: " << c.model << "\n\n";
   md << "Config: `" << c.source << "`. Command: `echokv-eval --config " << c.source << "`.\n";
-  md << "Scores: RULER string_match (x100), NIAH key-word recall (x100), LongBench official metrics; "
-        "fidelity against the full cache on the same tokens.\n\n";
+  md << "Scores: RULER string_match (x100), NIAH by its setup's metric (x100, named in its section), LongBench "
+        "official metrics; fidelity against the full cache on the same tokens. Intervals: 95 % percentile bootstrap.\n\n";
   // Bytes: after the prompt (the compressed state every method is compared at) and at the
   // end of each sample (after the answer / the scored continuation).
   auto ratio_of = [&](const nlohmann::json& mj) -> std::optional<double> {
