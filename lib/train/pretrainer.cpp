@@ -130,7 +130,8 @@ nlohmann::json heldout_perplexity(const LlamaModel& model, const PretrainConfig&
 namespace {
 
 // Teacher-forced exact match of held-out RULER samples: evaluation seeds (top bit clear) and
-// RULER's own essay haystack, i.e. what echokv-eval generates and the training never draws.
+// RULER's own essay haystack, i.e. what echokv-eval generates and the training never draws
+// (RulerTrainingSampler::generate / encode: the sampler's filler text plays no part).
 void ruler_probe(const LlamaModel& model, const PretrainConfig& c, const RulerTrainingSampler& ruler, bool full,
                  nlohmann::json& out) {
   const int64_t samples = full ? c.eval_ruler_samples : std::max<int64_t>(2, c.eval_ruler_samples / 4);
@@ -266,12 +267,9 @@ void export_latest_checkpoint(const PretrainConfig& c) {
   if (weights.empty()) fail(c.work_dir, "no checkpoint to export (run echokv-train pretrain first)");
   auto model = LlamaModel::from_tensors(c.model, weights, torch::kCPU, torch::kFloat32, c.work_dir);
   std::cerr << "[export] evaluating step " << state.value("step", int64_t{0}) << "..." << std::endl;
-  std::unique_ptr<TaskGenerator> heldout_gen;
-  std::unique_ptr<RulerTrainingSampler> ruler;
-  if (c.has_ruler) {
-    heldout_gen = std::make_unique<TaskGenerator>(*data.tokenizer, data.heldout, data.words, c.tasks);
-    ruler = std::make_unique<RulerTrainingSampler>(*data.tokenizer, *heldout_gen, c.ruler);
-  }
+  TaskGenerator gen(*data.tokenizer, data.heldout, data.words, c.tasks);
+  std::unique_ptr<RulerTrainingSampler> ruler;  // the probe uses generate/encode only, never the filler
+  if (c.has_ruler) ruler = std::make_unique<RulerTrainingSampler>(*data.tokenizer, gen, c.ruler);
   auto eval = evaluate_pretrained(*model, c, data, /*full=*/true, ruler.get());
   export_pretrained(c, data, weights, eval,
                     {{"steps", state.value("step", int64_t{0})}, {"tokens_seen", state.value("tokens_seen", int64_t{0})},
@@ -290,17 +288,18 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
   PretrainData data = prepare_pretrain_data(c);
   TaskGenerator gen(*data.tokenizer, data.train, data.words, c.tasks);
   std::unique_ptr<RulerTrainingSampler> ruler;
-  if (c.has_ruler) ruler = std::make_unique<RulerTrainingSampler>(*data.tokenizer, gen, c.ruler);
+  if (c.has_ruler) {
+    ruler = std::make_unique<RulerTrainingSampler>(*data.tokenizer, gen, c.ruler);
+    for (const auto& stage : c.curriculum)  // an unknown "ruler/<task>" fails here, not at its first draw
+      for (const auto& [kind, _] : stage.mix)
+        if (kind.rfind("ruler/", 0) == 0) (void)ruler->data().task(kind.substr(6));
+  }
   // One sample of a mix kind: the project's tasks, or RULER's ("ruler", "ruler/<task>").
   auto make_sample = [&](const std::string& kind, std::mt19937_64& rng, int64_t length) {
     if (kind == "ruler") return ruler->make("", rng, length);
     if (kind.rfind("ruler/", 0) == 0) return ruler->make(kind.substr(6), rng, length);
     return gen.make(kind, rng, length);
   };
-  // The held-out probes use the held-out corpus for filling.
-  TaskGenerator heldout_gen(*data.tokenizer, data.heldout, data.words, c.tasks);
-  std::unique_ptr<RulerTrainingSampler> ruler_eval;
-  if (c.has_ruler) ruler_eval = std::make_unique<RulerTrainingSampler>(*data.tokenizer, heldout_gen, c.ruler);
   const torch::ScalarType dtype = c.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
 
   if (!resumed) master = c.init_from.empty() ? random_llama_tensors(c.model, c.seed, c.init_std) : load_init_weights(c);
@@ -402,7 +401,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
     if (step % c.checkpoint_every == 0 || step == c.total_steps || stop_now) checkpoint(step);
     if (step % c.eval_every == 0 && step < c.total_steps) {
       const double t0 = monotonic_seconds();
-      auto eval = evaluate_pretrained(*model, c, data, /*full=*/false, ruler_eval.get());
+      auto eval = evaluate_pretrained(*model, c, data, /*full=*/false, ruler.get());
       metrics << nlohmann::json{{"step", step}, {"eval", eval}, {"eval_seconds", monotonic_seconds() - t0}}.dump() << std::endl;
       std::cerr << "[eval] step " << step << ": " << eval.dump() << std::endl;
       window_start = monotonic_seconds();
@@ -413,7 +412,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
   outcome.finished = step >= c.total_steps;
   if (outcome.finished && run.export_when_done) {
     std::cerr << "[pretrain] final evaluation..." << std::endl;
-    auto eval = evaluate_pretrained(*model, c, data, /*full=*/true, ruler_eval.get());
+    auto eval = evaluate_pretrained(*model, c, data, /*full=*/true, ruler.get());
     metrics << nlohmann::json{{"step", step}, {"eval", eval}, {"final", true}}.dump() << std::endl;
     std::map<std::string, torch::Tensor> weights;
     for (const auto& [name, t] : master) weights[name] = t.detach();
