@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(0, 1);
     std::string config;
     bool score_only = false, quiet = false;
-    echokv::add_run_options(&app, config, score_only, quiet);
+    echokv::EvalOverrides overrides;
+    echokv::add_run_options(&app, config, score_only, quiet, overrides);
     const std::vector<echokv::Command> commands = {echokv::add_logits_command(app), echokv::add_generate_command(app),
                                                    echokv::add_tokenize_command(app), echokv::add_score_command(app), echokv::add_prepare_command(app),
                                                    echokv::add_run_command(app)};
@@ -25,7 +26,7 @@ int main(int argc, char** argv) {
     }
     for (const auto& c : commands)
       if (c.cli->parsed()) return c.run();
-    if (!config.empty()) return echokv::run_eval_config(config, score_only, quiet);
+    if (!config.empty()) return echokv::run_eval_config(config, score_only, quiet, overrides);
     std::cerr << app.help();
     return 1;
   });

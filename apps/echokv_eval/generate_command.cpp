@@ -2,7 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cache/cache_factory.h"
 #include "core/error.h"
 #include "echokv_eval/commands.h"
 #include "model/generate.h"
@@ -89,13 +88,10 @@ Command add_generate_command(CLI::App& app) {
         return true;
       };
     }
-    o->cache.streaming.sink_tokens = o->cache.echo.sink_tokens;
-    require_online_cache(o->cache);
-    auto selection = select_cache(o->cache.kind, o->cache.echo_dir, *model, o->model_dir, o->cache.echo, o->cache.low_rank,
-                                  o->cache.streaming);
-    auto cache = make_cache(*model, selection, static_cast<int64_t>(prompt_ids.size()) + gen.max_new_tokens);
+    auto method = online_method(o->cache, *model, o->model_dir);
+    auto cache = method->make_cache(*model, static_cast<int64_t>(prompt_ids.size()) + gen.max_new_tokens, static_cast<int64_t>(prompt_ids.size()));
     auto result = generate(*model, *cache, prompt_ids, gen);
-    if (o->cache.kind != "full") std::cerr << o->cache.kind << " cache: " << cache_report_line(*cache) << "\n";
+    if (cache->bytes() < cache->full_bytes()) std::cerr << o->cache.kind << " cache: " << cache_report_line(*cache) << "\n";
     if (o->json) {
       nlohmann::json out = {{"ids", result.tokens}};
       if (tokenizer) out["text"] = tokenizer->decode(result.tokens);

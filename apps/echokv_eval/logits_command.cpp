@@ -25,11 +25,8 @@ Command add_logits_command(CLI::App& app) {
   return {cmd, [o]() {
     auto ids = parse_id_list(o->ids_text);
     auto model = load_model_for_run(o->model_dir, o->rt.device, o->rt.dtype, o->rt.threads);
-    o->cache.streaming.sink_tokens = o->cache.echo.sink_tokens;
-    require_online_cache(o->cache);
-    auto selection = select_cache(o->cache.kind, o->cache.echo_dir, *model, o->model_dir, o->cache.echo, o->cache.low_rank,
-                                  o->cache.streaming);
-    auto cache = make_cache(*model, selection, static_cast<int64_t>(ids.size()));
+    auto method = online_method(o->cache, *model, o->model_dir);
+    auto cache = method->make_cache(*model, static_cast<int64_t>(ids.size()), static_cast<int64_t>(ids.size()));
     auto logits = sequence_logits(*model, ids, o->chunk, *cache);
     std::cerr << o->cache.kind << " cache: " << cache_report_line(*cache) << "\n";
     save_safetensors(o->out_path, {{"logits", logits.contiguous()}});

@@ -1,5 +1,7 @@
 #include "compress/observation_window.h"
 
+#include "cache/cache_factory.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "model/generate.h"
 
@@ -38,6 +40,16 @@ WindowQueries prefill_with_window_queries(LlamaModel& model, KVCache& cache, con
   out.logits = model.forward(piece, cache, fo).view({-1});
   out.q = capture.take();
   out.window = w;
+  return out;
+}
+
+FullWindowPrefill prefill_full_with_window_queries(LlamaModel& model, const std::vector<int64_t>& ids, int64_t window,
+                                                   int64_t capacity, int64_t chunk) {
+  FullWindowPrefill out;
+  const double t0 = monotonic_seconds();
+  out.cache = make_full_cache(model, capacity);
+  out.window = prefill_with_window_queries(model, *out.cache, ids, window, chunk);
+  out.seconds = monotonic_seconds() - t0;
   return out;
 }
 

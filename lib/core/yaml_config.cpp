@@ -52,6 +52,15 @@ std::map<std::string, double> ConfigNode::number_map(const std::string& key) {
   return out;
 }
 
+std::vector<std::string> ConfigNode::unread_keys() const {
+  std::vector<std::string> out;
+  for (auto it = node_.begin(); it != node_.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    if (!used_.count(key)) out.push_back(key);
+  }
+  return out;
+}
+
 void ConfigNode::finish() const {
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     const std::string key = it->first.as<std::string>();

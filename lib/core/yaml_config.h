@@ -36,6 +36,12 @@ class ConfigNode {
   std::map<std::string, double> number_map(const std::string& key);
   // Errors on any key of this mapping never read.
   void finish() const;
+  // Keys of this mapping never read, in file order.
+  std::vector<std::string> unread_keys() const;
+  // Every key read so far (asked for, present or not), sorted.
+  const std::set<std::string>& read_keys() const { return used_; }
+  const YAML::Node& yaml() const { return node_; }
+  const std::string& path() const { return path_; }
   const std::string& file() const { return file_; }
   std::string where(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 

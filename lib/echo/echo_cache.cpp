@@ -1,9 +1,9 @@
 #include "echo/echo_cache.h"
 
 #include <algorithm>
-#include <chrono>
 #include <limits>
 
+#include "core/clock.h"
 #include "core/error.h"
 
 namespace echokv {
@@ -119,12 +119,12 @@ torch::Tensor EchoCache::features(int layer, KVKind kind, int64_t a, int64_t b) 
   if (b <= sink_len) return s.sink.narrow(1, a, b - a);
   if (a >= recent_start) return s.recent.narrow(1, a - recent_start, b - a);
   // [a, b) lies inside the compressed middle (for_each_block never straddles).
-  const auto t0 = std::chrono::steady_clock::now();
+  const double t0 = monotonic_seconds();
   auto input = reconstructor_input(layer, kind, a, b);
   auto own = torch::zeros({batch_, b - a, config_.kv_dim()}, opts_);
   own.index_copy_(2, reconstructor_->kept_index(layer, kind), s.kept.narrow(1, a - sink_len, b - a));
   auto full = reconstructor_->assemble(layer, kind, own, reconstructor_->rebuild(layer, kind, input));
-  rebuild_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rebuild_seconds_ += monotonic_seconds() - t0;
   return full;
 }
 

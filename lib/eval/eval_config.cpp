@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/files.h"
 #include "core/yaml_config.h"
+#include "methods/registry.h"
 
 #include <nlohmann/json.hpp>
 
@@ -42,10 +44,116 @@ LongBenchBudget resolve_longbench_budget(const LongBenchEvalConfig& lc, int64_t 
   return {budget, "max_position_embeddings " + std::to_string(max_position_embeddings) + " - " + std::to_string(gen)};
 }
 
-EvalConfig EvalConfig::load(const std::string& path) {
+namespace {
+
+// `ratio: [0.7, 0.5, 0.3]` (or compression_ratio) in a method entry: one entry per value,
+// named "<name>-<value>"; any other entry as it is.
+std::vector<ConfigNode> expand_method_sweep(const ConfigNode& entry) {
+  for (const char* key : {"ratio", "compression_ratio"}) {
+    const YAML::Node values = entry.yaml()[key];
+    if (!values || !values.IsSequence()) continue;
+    if (values.size() == 0) fail(entry.file(), "key '" + entry.where(key) + "' is an empty list");
+    const std::string name = entry.yaml()["name"] ? entry.yaml()["name"].as<std::string>() : "";
+    std::vector<ConfigNode> out;
+    for (size_t i = 0; i < values.size(); ++i) {
+      YAML::Node copy = YAML::Clone(entry.yaml());
+      copy[key] = values[i];
+      if (!name.empty()) copy["name"] = name + "-" + values[i].as<std::string>();
+      out.emplace_back(copy, entry.file(), entry.path() + "[" + key + "=" + values[i].as<std::string>() + "]");
+    }
+    return out;
+  }
+  return {entry};
+}
+
+std::string format_number(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+YAML::Node parse_value(const std::string& text, const std::string& what) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw Error(what + ": malformed value '" + text + "': " + e.what());
+  }
+}
+
+// The overrides applied to the config's YAML (methods are filtered after sweep expansion).
+void apply_overrides(YAML::Node& root, const std::string& path, const EvalOverrides& o) {
+  YAML::Node methods = root["methods"];
+  if (!methods || !methods.IsSequence()) fail(path, "key 'methods' must be a list");
+  YAML::Node expanded(YAML::NodeType::Sequence);
+  for (size_t i = 0; i < methods.size(); ++i) {
+    if (!methods[i].IsMap()) fail(path, "key 'methods[" + std::to_string(i) + "]' must be a mapping");
+    ConfigNode entry(methods[i], path, "methods[" + std::to_string(i) + "]");
+    for (auto& m : expand_method_sweep(entry)) expanded.push_back(m.yaml());
+  }
+  YAML::Node kept(YAML::NodeType::Sequence);
+  std::set<std::string> found;
+  for (size_t i = 0; i < expanded.size(); ++i) {
+    const std::string name = expanded[i]["name"] ? expanded[i]["name"].as<std::string>() : "";
+    if (!o.methods.empty() && !std::count(o.methods.begin(), o.methods.end(), name)) continue;
+    found.insert(name);
+    YAML::Node m = YAML::Clone(expanded[i]);
+    if (o.ratio) {
+      for (const char* k : {"compression_ratio", "context_ratio"}) m.remove(k);
+      m["ratio"] = *o.ratio;
+      m["name"] = name + "@" + format_number(*o.ratio);
+    }
+    kept.push_back(m);
+  }
+  for (const auto& want : o.methods)
+    if (!found.count(want)) fail(path, "--method " + want + ": no method of that name (after ratio lists are expanded)");
+  root["methods"] = kept;
+  std::vector<std::string> settings = o.settings;
+  if (o.fraction) settings.push_back("fraction=" + format_number(*o.fraction));
+  for (const auto& kv : settings) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error("--set " + kv + ": expected key=value (a.b.c=value from the config's root)");
+    const std::string key = kv.substr(0, eq);
+    const YAML::Node value = parse_value(kv.substr(eq + 1), "--set " + kv);
+    std::vector<std::string> parts;
+    for (size_t a = 0, b; a <= key.size(); a = b + 1) {
+      b = key.find('.', a);
+      if (b == std::string::npos) b = key.size();
+      if (b == a) throw Error("--set " + kv + ": empty key part");
+      parts.push_back(key.substr(a, b - a));
+    }
+    if (parts[0] == "methods") {
+      if (parts.size() != 2) throw Error("--set " + kv + ": methods.KEY=value sets KEY on every method");
+      for (size_t i = 0; i < root["methods"].size(); ++i) root["methods"][i][parts[1]] = value;
+      continue;
+    }
+    YAML::Node node = root;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      if (!node[parts[i]]) node[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      if (!node[parts[i]].IsMap()) throw Error("--set " + kv + ": '" + parts[i] + "' is not a mapping in " + path);
+      node.reset(node[parts[i]]);
+    }
+    node[parts.back()] = value;
+  }
+}
+
+}  // namespace
+
+EvalConfig EvalConfig::load(const std::string& path, const EvalOverrides& overrides) {
   auto root = ConfigNode::load_file(path);
+  if (!overrides.empty()) {
+    YAML::Node yaml = YAML::Clone(root.yaml());
+    apply_overrides(yaml, path, overrides);
+    root = ConfigNode(yaml, path, "");
+  }
   EvalConfig c;
   c.source = path;
+  {
+    YAML::Emitter emitter;
+    emitter << root.yaml();
+    c.yaml = overrides.empty() ? read_text_file(path) : std::string(emitter.c_str()) + "\n";
+  }
+  c.fraction = root.get<double>("fraction", c.fraction);
+  if (!(c.fraction > 0 && c.fraction <= 1)) fail(path, "fraction must be in (0, 1]");
   c.model = root.require<std::string>("model");
   c.out_dir = root.require<std::string>("out_dir");
   c.device = root.get<std::string>("device", c.device);
@@ -57,73 +165,15 @@ EvalConfig EvalConfig::load(const std::string& path) {
   c.prefill_chunk = root.get<int64_t>("prefill_chunk", c.prefill_chunk);
   if (c.prefill_chunk <= 0) fail(path, "prefill_chunk must be positive");
   std::set<std::string> names;
-  for (auto& m : root.list("methods")) {
-    EvalMethod e;
-    e.name = m.require<std::string>("name");
-    e.cache = m.get<std::string>("cache", e.cache);
-    e.echo_dir = m.get<std::string>("echo_dir", "");
-    e.echo.sink_tokens = m.get<int64_t>("sink_tokens", e.echo.sink_tokens);
-    e.echo.recent_tokens = m.get<int64_t>("recent_tokens", e.echo.recent_tokens);
-    e.echo.chunk_tokens = m.get<int64_t>("chunk_tokens", e.echo.chunk_tokens);
-    e.low_rank.chunk_tokens = e.echo.chunk_tokens;
-    const double ratio = m.get<double>("ratio", e.cache == "streaming" ? 0.0 : e.low_rank.ratio);
-    e.low_rank.ratio = ratio;
-    e.low_rank.group_heads = m.get<int64_t>("group_heads", e.low_rank.group_heads);
-    e.streaming.sink_tokens = e.echo.sink_tokens;
-    e.streaming.window_tokens = m.get<int64_t>("window", e.streaming.window_tokens);
-    e.streaming.ratio = e.cache == "streaming" ? ratio : 0.0;
-    if (e.cache == "kvzip" || e.cache == "echo_kvzip") {
-      e.kvzip.ratio = m.get<double>("ratio", e.kvzip.ratio);
-      e.kvzip.level = m.get<std::string>("level", e.kvzip.level);
-      e.kvzip.storage = m.get<std::string>("storage", e.kvzip.storage);
-      e.kvzip.chunk_tokens = m.get<int64_t>("score_chunk", e.kvzip.chunk_tokens);
-      e.kvzip.calibration = m.get<std::vector<std::string>>("calibration", {});
-      e.kvzip.calibration_tokens = m.get<int64_t>("calibration_tokens", e.kvzip.calibration_tokens);
-      if (!(e.kvzip.ratio >= 0 && e.kvzip.ratio <= 1)) fail(path, "method '" + e.name + "': kvzip ratio must be in [0, 1]");
-      if (e.kvzip.level != "pair" && e.kvzip.level != "uniform" && e.kvzip.level != "head")
-        fail(path, "method '" + e.name + "': kvzip level must be pair, uniform or head");
-      if (e.kvzip.storage != "compact" && e.kvzip.storage != "retain")
-        fail(path, "method '" + e.name + "': kvzip storage must be compact or retain");
-      if (e.cache == "echo_kvzip" && e.kvzip.level != "pair")
-        fail(path, "method '" + e.name + "': echo_kvzip chooses tokens per layer from pair scores (no level setting)");
-      if (e.kvzip.level == "head" && e.kvzip.calibration.empty())
-        fail(path, "method '" + e.name + "': kvzip level head needs calibration (text files)");
-      if (e.kvzip.chunk_tokens <= 0 || e.kvzip.calibration_tokens <= 0)
-        fail(path, "method '" + e.name + "': score_chunk and calibration_tokens must be positive");
+  for (auto& entry : root.list("methods")) {
+    for (auto& m : expand_method_sweep(entry)) {
+      EvalMethod e;
+      e.name = m.require<std::string>("name");
+      e.method = make_method(m, "method '" + e.name + "'");
+      e.cache = e.method->kind();
+      if (!names.insert(e.name).second) fail(path, "method name '" + e.name + "' is used twice");
+      c.methods.push_back(e);
     }
-    if (e.cache == "snapkv") {
-      e.snapkv.ratio = m.get<double>("ratio", e.snapkv.ratio);
-      e.snapkv.window = m.get<int64_t>("obs_window", e.snapkv.window);
-      e.snapkv.kernel = m.get<int64_t>("kernel", e.snapkv.kernel);
-      if (!(e.snapkv.ratio >= 0 && e.snapkv.ratio <= 1) || e.snapkv.window < 1 || e.snapkv.kernel < 1 || e.snapkv.kernel % 2 == 0)
-        fail(path, "method '" + e.name + "': snapkv needs ratio in [0, 1], obs_window >= 1 and an odd kernel");
-    }
-    if (e.cache == "think" || e.cache == "hybrid") {
-      e.think.window = m.get<int64_t>("obs_window", e.think.window);
-      e.think_ratio = m.get<double>("ratio", 0.0);
-      e.think.prune = m.get<double>("prune", e.think_ratio > 0 ? -1.0 : e.think.prune);
-      if (e.think_ratio > 0 && e.think.prune >= 0) fail(path, "method '" + e.name + "': think takes ratio or prune, not both");
-      if (e.cache == "hybrid" && e.think_ratio > 0)
-        fail(path, "method '" + e.name + "': hybrid takes prune (key channels dropped); its ratio follows from the value plan");
-      if (e.think_ratio > 0 && !(e.think_ratio >= 0.5 && e.think_ratio <= 1))
-        fail(path, "method '" + e.name + "': think prunes keys only, so its ratio must be in [0.5, 1]");
-      if (e.think_ratio <= 0 && !(e.think.prune >= 0 && e.think.prune <= 1))
-        fail(path, "method '" + e.name + "': think prune must be in [0, 1]");
-      if (e.think.window < 1) fail(path, "method '" + e.name + "': obs_window must be >= 1");
-    }
-    m.finish();
-    static const std::set<std::string> kinds = {"full", "echo", "low_rank", "streaming", "kvzip", "snapkv", "think", "hybrid", "echo_kvzip"};
-    if (!kinds.count(e.cache))
-      fail(path, "method '" + e.name + "': cache must be full, echo, low_rank, streaming, kvzip, snapkv, think, hybrid or echo_kvzip (got '" +
-                     e.cache + "')");
-    if (e.cache == "streaming" && (e.streaming.ratio < 0 || e.streaming.ratio > 1 || e.streaming.window_tokens < 0))
-      fail(path, "method '" + e.name + "': streaming needs 0 <= ratio <= 1 and window >= 0");
-    if (e.cache == "low_rank" && !(e.low_rank.ratio > 0 && e.low_rank.ratio <= 1))
-      fail(path, "method '" + e.name + "': ratio must be in (0, 1]");
-    if ((e.cache == "echo" || e.cache == "hybrid" || e.cache == "echo_kvzip") && e.echo_dir.empty())
-      fail(path, "method '" + e.name + "': cache " + e.cache + " needs echo_dir");
-    if (!names.insert(e.name).second) fail(path, "method name '" + e.name + "' is used twice");
-    c.methods.push_back(e);
   }
   if (c.methods.empty()) fail(path, "methods: give at least one method");
   if (root.has("ruler")) {
@@ -206,8 +256,7 @@ EvalConfig EvalConfig::load(const std::string& path) {
   }
   root.finish();
   for (const auto& m : c.methods)
-    if ((m.cache == "kvzip" || m.cache == "snapkv" || m.cache == "think" || m.cache == "hybrid" || m.cache == "echo_kvzip") &&
-        c.fidelity && c.fidelity->context_tokens == 0)
+    if (m.method->scores_prompt() && c.fidelity && c.fidelity->context_tokens == 0)
       fail(path, "method '" + m.name + "' compresses a prompt: set fidelity.context_tokens (the prompt it compresses)");
   if (!c.ruler && !c.niah && !c.longbench && !c.fidelity)
     fail(path, "no benchmark: give at least one of ruler, niah, longbench, fidelity");

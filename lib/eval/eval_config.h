@@ -1,6 +1,6 @@
 // An evaluation run: one model, a list of methods (KV caches), a list of benchmarks.
 //   echokv-eval --config configs/eval/<name>.yaml
-// Every key is checked (unknown keys are errors); relative paths are taken as given (from
+// Every key is checked (unknown keys are errors; a method's keys by the method itself); relative paths are taken as given (from
 // the working directory), like every other config of this project.
 #pragma once
 #include <cstdint>
@@ -8,27 +8,20 @@
 #include <string>
 #include <vector>
 
-#include "compress/kvzip_eviction.h"
-#include "compress/low_rank_cache.h"
-#include "compress/snapkv.h"
-#include "compress/streaming_cache.h"
-#include "compress/think.h"
-#include "echo/echo_cache.h"
+#include <memory>
+
 #include "eval/niah.h"
+#include "methods/method.h"
 
 namespace echokv {
 
+// A method entry: its label and the registry's method (lib/methods/), options parsed and
+// checked. `ratio: [0.7, 0.5]` (or compression_ratio) in an entry expands to one entry per
+// value, named "<name>-<value>".
 struct EvalMethod {
-  std::string name;          // label in tables, e.g. "echo-0.5"
-  std::string cache = "full";  // full | echo | low_rank | streaming | kvzip | snapkv | think | hybrid | echo_kvzip
-  std::string echo_dir;      // trained reconstructors (cache: echo)
-  EchoCacheOptions echo;
-  LowRankOptions low_rank;   // cache: low_rank (ratio, group_heads)
-  StreamingOptions streaming;  // cache: streaming (sink_tokens, window or ratio)
-  KvzipOptions kvzip;          // cache: kvzip (ratio, level, storage, score_chunk, calibration); echo_kvzip (ratio, score_chunk)
-  SnapKVOptions snapkv;        // cache: snapkv (ratio, obs_window, kernel)
-  ThinKOptions think;          // cache: think (prune, or ratio = stored bytes; obs_window); hybrid (prune, obs_window)
-  double think_ratio = 0;      // cache: think given as a stored ratio (prune derived per model)
+  std::string name;            // label in tables, e.g. "echo-0.5"
+  std::string cache = "full";  // the registry kind (for display; behaviour lives in `method`)
+  std::shared_ptr<Method> method;
 };
 
 struct RulerEvalConfig {
@@ -78,8 +71,22 @@ struct FidelityEvalConfig {
   int64_t context_tokens = 0;
 };
 
+// Changes to a config from the command line, applied to its YAML before it is read (so every
+// key is still checked):  echokv-eval --config X --method NAME --ratio R --set key=value --fraction F
+struct EvalOverrides {
+  std::vector<std::string> methods;   // keep only these entries (names after sweep expansion)
+  std::optional<double> ratio;        // every kept entry: ratio = R (its other size knobs dropped), named "<name>@<R>"
+  std::vector<std::string> settings;  // "a.b=value" from the config's root; "methods.key=value" on every kept entry
+  std::optional<double> fraction;     // the same as --set fraction=F
+  bool empty() const { return methods.empty() && !ratio && settings.empty() && !fraction; }
+};
+
 struct EvalConfig {
   std::string source;
+  std::string yaml;  // the config as run (the file, or the file with its overrides applied)
+  // The first ceil(fraction x n) samples of each benchmark group (RULER task x length, NIAH
+  // cell, LongBench dataset, fidelity sequences), like kvpress's fraction: quick runs.
+  double fraction = 1.0;
   std::string model;
   std::string out_dir;
   std::string device = "cpu", dtype = "float32";
@@ -96,7 +103,7 @@ struct EvalConfig {
   std::optional<LongBenchEvalConfig> longbench;
   std::optional<FidelityEvalConfig> fidelity;
 
-  static EvalConfig load(const std::string& path);
+  static EvalConfig load(const std::string& path, const EvalOverrides& overrides = {});
 };
 
 }  // namespace echokv

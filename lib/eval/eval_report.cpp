@@ -118,11 +118,13 @@ stats::MeanCI ruler_paired_average(const std::map<std::pair<std::string, int64_t
 nlohmann::json score_evaluation(const EvalConfig& c) {
   nlohmann::json out = {{"model", c.model}, {"config", c.source}};
   for (const auto& m : c.methods) {
-    nlohmann::json mj = {{"cache", m.cache}};
-    if (!m.echo_dir.empty()) mj["echo_dir"] = m.echo_dir;
+    nlohmann::json mj = {{"cache", m.cache}, {"options", m.method->options_json()}, {"size_knob", m.method->size_knob()}};
+    if (const auto r = m.method->requested_ratio()) mj["requested_ratio"] = *r;
     double ratio_sum = 0, prompt_ratio_sum = 0, prefill_sum = 0, scoring_sum = 0, decode_sum = 0, kept_sum = 0;
     int64_t ratio_n = 0, prompt_ratio_n = 0, timed_n = 0, kept_n = 0, reused_n = 0;
+    std::map<std::string, int64_t> size_notes;  // why the request could not be met -> samples
     auto note_ratio = [&](const nlohmann::json& r) {
+      if (r.contains("size_note") && r["size_note"].is_string()) ++size_notes[r["size_note"].get<std::string>()];
       if (r.contains("context_pairs_kept")) {
         kept_sum += r["context_pairs_kept"].get<double>();
         ++kept_n;
@@ -242,6 +244,9 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
       mj["context_pairs_kept"] = kept_sum / kept_n;  // KVzip's own ratio
       mj["scores_reused"] = reused_n;
     }
+    if (!size_notes.empty()) {
+      for (const auto& [note, count] : size_notes) mj["size_notes"][note] = count;
+    }
     if (timed_n)
       mj["cost"] = {{"samples", timed_n}, {"prefill_seconds", prefill_sum / timed_n},
                     {"scoring_seconds", scoring_sum / timed_n}, {"decode_seconds", decode_sum / timed_n}};
@@ -270,14 +275,17 @@ void write_eval_report(const EvalConfig& c) {
   if (any_kept)
     md << "KVzip methods: \"context pairs kept\" is KVzip's own ratio (kept / all context KV pairs, as the official "
           "reports it); the stored / full columns count every byte (prefix, question and generated tokens included).\n\n";
-  md << "## Summary\n\n| method | cache | stored / full after the prompt | stored / full at the end |";
+  md << "`ratio` is the fraction of the full cache's bytes kept, measured after the prompt (kvpress's compression_ratio = 1 - "
+        "ratio); \"requested\" is what the entry asked for (- where its size knob is not a ratio: see `size_knob` in "
+        "metrics.json).\n\n";
+  md << "## Summary\n\n| method | cache | requested | stored / full after the prompt | stored / full at the end |";
   if (any_kept) md << " context pairs kept |";
   if (c.niah) md << " NIAH avg |";
   if (c.ruler)
     for (int64_t len : c.ruler->lengths) md << " RULER avg " << len << " |";
   if (c.longbench) md << " LongBench avg |";
   if (c.fidelity) md << " KL | top-1 |";
-  md << "\n|---|---|---|---|" << (any_kept ? "---|" : "");
+  md << "\n|---|---|---|---|---|" << (any_kept ? "---|" : "");
   md << (c.niah ? "---|" : "");
   if (c.ruler)
     for (size_t i = 0; i < c.ruler->lengths.size(); ++i) md << "---|";
@@ -285,7 +293,8 @@ void write_eval_report(const EvalConfig& c) {
   for (const auto& m : c.methods) {
     const auto& mj = metrics["methods"][m.name];
     const auto pr = ratio_of(mj);
-    md << "| " << m.name << " | " << m.cache << " | " << (pr ? fmt(*pr, 3) : "-") << " | "
+    md << "| " << m.name << " | " << m.cache << " | "
+       << (mj.contains("requested_ratio") ? fmt(mj["requested_ratio"].get<double>(), 3) : "-") << " | " << (pr ? fmt(*pr, 3) : "-") << " | "
        << (mj.contains("bytes_ratio") ? fmt(mj["bytes_ratio"].get<double>(), 3) : "-") << " |";
     if (any_kept) md << " " << (mj.contains("context_pairs_kept") ? fmt(mj["context_pairs_kept"].get<double>(), 3) : "-") << " |";
     auto cell = [&](const nlohmann::json& j, int digits) { return j.is_number() ? fmt(j.get<double>(), digits) : std::string("-"); };
@@ -308,13 +317,13 @@ void write_eval_report(const EvalConfig& c) {
     md << "\n";
   }
   md << "\n";
-  for (const auto& m : c.methods)
-    if ((m.cache == "kvzip") && m.kvzip.level == "head") {
-      md << "`" << m.name << "` (KVzip head level): head scores calibrated on ";
-      for (size_t i = 0; i < m.kvzip.calibration.size(); ++i) md << (i ? ", " : "") << "`" << m.kvzip.calibration[i] << "`";
-      md << " (first " << m.kvzip.calibration_tokens << " tokens each; the official calibrates on one long SCBench qa_eng "
-            "sample, not available here), then the heads above the int(heads x ratio)-th score are kept whole.\n\n";
-    }
+  for (const auto& m : c.methods) {
+    if (const auto note = m.method->report_note(); !note.empty()) md << "`" << m.name << "` " << note << "\n\n";
+    const auto& mj = metrics["methods"][m.name];
+    if (mj.contains("size_notes"))
+      for (const auto& [note, count] : mj["size_notes"].items())
+        md << "`" << m.name << "`: the requested ratio was not met on " << count.get<int64_t>() << " samples: " << note << ".\n\n";
+  }
   // score-vs-ratio series: one per cache kind, points at each method's measured ratio
   std::map<std::string, std::map<std::string, svg::LineSeries>> curves;  // chart -> kind -> series
   auto add_point = [&](const std::string& chart, const EvalMethod& m, double y) {

@@ -1,16 +1,16 @@
 #include "eval/eval_runner.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <set>
 #include <unistd.h>
 
+#include "cache/cache_factory.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/progress.h"
-#include "echo/cache_selection.h"
-#include "echo/prompt_prefill.h"
 #include "eval/eval_report.h"
 #include "eval/fidelity.h"
 #include "eval/longbench_prompt.h"
@@ -20,6 +20,7 @@
 #include "eval/ruler_template.h"
 #include "io/jsonl.h"
 #include "io/safetensors.h"
+#include "methods/method.h"
 #include "model/generate.h"
 #include "model/session.h"
 #include "tokenizer/chat_template.h"
@@ -64,9 +65,14 @@ std::vector<T> load_or_generate(const std::string& path, const std::function<std
   return samples;
 }
 
+// The first ceil(fraction x n) of n samples (at least one).
+size_t fraction_of(size_t n, double fraction) {
+  return std::min(n, std::max<size_t>(1, static_cast<size_t>(std::ceil(fraction * static_cast<double>(n) - 1e-9))));
+}
+
 struct WorkItem {
   std::string benchmark, key;
-  std::function<nlohmann::json(const CacheSelection&)> run;  // returns the record (without key/benchmark)
+  std::function<nlohmann::json(const Method&)> run;  // returns the record (without key/benchmark)
 };
 
 class Progress {
@@ -92,12 +98,12 @@ class Progress {
 void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
   fs::create_directories(join_path(c.out_dir, "data"));
   for (const auto& m : c.methods) fs::create_directories(join_path(join_path(c.out_dir, "predictions"), m.name));
-  write_text_atomic(join_path(c.out_dir, "config.yaml"), read_text_file(c.source));
+  write_text_atomic(join_path(c.out_dir, "config.yaml"), c.yaml);
 
   auto model = load_model_for_run(c.model, c.device, c.dtype, c.threads);
   // Token-id fidelity (e.g. stories260K, whose tokenizer is not available) needs no tokenizer.
   bool needs_tokenizer = c.ruler || c.niah || c.longbench || (c.fidelity && c.fidelity->source != "safetensors");
-  for (const auto& m : c.methods) needs_tokenizer = needs_tokenizer || m.cache == "kvzip" || m.cache == "echo_kvzip";
+  for (const auto& m : c.methods) needs_tokenizer = needs_tokenizer || m.method->needs_tokenizer();
   std::unique_ptr<Tokenizer> tokenizer = needs_tokenizer ? load_tokenizer(c.model) : nullptr;
   ChatOptions chat;
   std::vector<int64_t> stop_ids;
@@ -108,11 +114,11 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     if (auto eos = tokenizer->eos_id()) stop_ids.push_back(*eos);
   }
   // Greedy generation through the method's cache; returns text (stop token excluded) and stats.
-  auto run_generation = [&](const CacheSelection& sel, const std::pair<std::vector<int64_t>, PromptSpan>& prompt,
+  auto run_generation = [&](const Method& method, const std::pair<std::vector<int64_t>, PromptSpan>& prompt,
                             int64_t max_new, const std::vector<int64_t>& extra_stops, int64_t min_new = 0) {
     const auto& ids = prompt.first;
     check_ids_in_vocab(*model, ids);
-    auto prepared = prefill_prompt(*model, sel, ids, prompt.second, static_cast<int64_t>(ids.size()) + max_new + 1,
+    auto prepared = method.prefill(*model, ids, prompt.second, static_cast<int64_t>(ids.size()) + max_new + 1,
                                    c.prefill_chunk);
     auto& cache = prepared.cache;
     const double prompt_ratio = cache->full_bytes() > 0 ? static_cast<double>(cache->bytes()) / cache->full_bytes() : 1.0;
@@ -136,42 +142,22 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
     j["scoring_seconds"] = prepared.scoring_seconds;
     if (prepared.context_kept >= 0) j["context_pairs_kept"] = prepared.context_kept;
     if (prepared.scores_reused) j["scores_reused"] = true;
+    if (!prepared.size_note.empty()) j["size_note"] = prepared.size_note;
     j["decode_seconds"] = r.decode_seconds;
     return j;
   };
 
-  // One context's KVzip pair scores serve every KVzip method of the run.
-  auto kvzip_memo = std::make_shared<KvzipScoreMemo>();
-  // A method's cache selection, with what prompt-scoring methods need from the tokenizer.
-  auto select_method = [&](const EvalMethod& m) {
-    auto sel = select_cache(m.cache, m.echo_dir, *model, c.model, m.echo, m.low_rank, m.streaming);
-    sel.kvzip = m.kvzip;
-    sel.snapkv = m.snapkv;
-    sel.think = m.think;
-    if (m.cache == "think" && m.think_ratio > 0) sel.think.prune = think_prune_for_ratio(m.think_ratio, model->config().head_dim);
-    if ((m.cache == "kvzip" || m.cache == "echo_kvzip") && tokenizer) {
-      sel.kvzip_memo = kvzip_memo;
-      auto prompts = kvzip_prompts(*tokenizer, kvzip_repeat_postfix_ids(*tokenizer, chat));
-      prompts.chunk_tokens = m.kvzip.chunk_tokens;
-      sel.kvzip_prompts = std::make_shared<KvzipPrompts>(prompts);
-      if (m.kvzip.level == "head") {
-        std::vector<std::vector<int64_t>> contexts;
-        for (const auto& path : m.kvzip.calibration) {
-          auto ids = tokenizer->encode(read_text_file(path), false);
-          if (static_cast<int64_t>(ids.size()) > m.kvzip.calibration_tokens) ids.resize(static_cast<size_t>(m.kvzip.calibration_tokens));
-          if (ids.empty()) fail(path, "KVzip calibration text is empty");
-          contexts.push_back(std::move(ids));
-        }
-        const auto header = kvzip_system_prefix_ids(*tokenizer, chat);  // the official system prompt, kept whole
-        sel.kvzip_head_scores = kvzip_calibrate_heads(*model, prompts, header, contexts, c.prefill_chunk);
-        nlohmann::json hs = nlohmann::json::array();
-        for (const auto& t : sel.kvzip_head_scores) hs.push_back(std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel()));
-        write_text_atomic(join_path(join_path(join_path(c.out_dir, "predictions"), m.name), "head_scores.json"), hs.dump(1) + "\n");
-      }
-    } else if (m.cache == "kvzip" || m.cache == "echo_kvzip") {
-      fail(c.source, "method '" + m.name + "': KVzip needs the model's tokenizer for its repeat prompts");
-    }
-    return sel;
+  // What the methods get once, before any prompt (KVzip's score memo lives in `shared`).
+  MethodContext method_context;
+  method_context.model = model.get();
+  method_context.model_dir = c.model;
+  method_context.tokenizer = tokenizer.get();
+  method_context.chat = chat;
+  method_context.prefill_chunk = c.prefill_chunk;
+  auto prepare_method = [&](const EvalMethod& m) {
+    MethodContext context = method_context;
+    context.artifacts_dir = join_path(join_path(c.out_dir, "predictions"), m.name);
+    m.method->prepare(context);
   };
 
   std::vector<WorkItem> items;
@@ -206,10 +192,11 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
           if (s.model_template != ruler_options.model_template)
             fail(path, "generated with RULER template '" + s.model_template + "', the config asks for '" +
                            ruler_options.model_template + "'; delete the file to generate it again");
+        samples.resize(fraction_of(samples.size(), c.fraction));
         for (const auto& s : samples) {
           items.push_back({"ruler", task + "/" + std::to_string(len) + "/" + std::to_string(s.index),
-                           [&, s](const CacheSelection& sel) {
-                             auto j = run_generation(sel, ruler_prompt(*tokenizer, s), s.tokens_to_generate, {});
+                           [&, s](const Method& method) {
+                             auto j = run_generation(method, ruler_prompt(*tokenizer, s), s.tokens_to_generate, {});
                              j["task"] = s.task;
                              j["index"] = s.index;
                              j["length"] = s.max_length;
@@ -230,9 +217,11 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
       if (s.setup != c.niah->setup)
         fail(path, "holds NIAH samples of setup '" + s.setup + "', the config asks for '" + c.niah->setup +
                        "'; delete the file to generate it again");
+    const int64_t per_cell = static_cast<int64_t>(fraction_of(static_cast<size_t>(c.niah->samples_per_cell), c.fraction));
     for (const auto& s : samples) {
-      items.push_back({"niah", s.key(), [&, s](const CacheSelection& sel) {
-                         auto j = run_generation(sel, niah_prompt(*tokenizer, chat, s), s.tokens_to_generate, {});
+      if (s.sample >= per_cell) continue;
+      items.push_back({"niah", s.key(), [&, s](const Method& method) {
+                         auto j = run_generation(method, niah_prompt(*tokenizer, chat, s), s.tokens_to_generate, {});
                          j["setup"] = s.setup;
                          j["metric"] = s.metric;
                          j["length"] = s.length;
@@ -264,16 +253,17 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
       auto records = read_jsonl(path);
       if (c.longbench->samples > 0 && static_cast<int64_t>(records.size()) > c.longbench->samples)
         records.resize(static_cast<size_t>(c.longbench->samples));
+      records.resize(fraction_of(records.size(), c.fraction));
       for (size_t i = 0; i < records.size(); ++i) {
         const auto record = records[i];
         const std::string where = path + ": record " + std::to_string(i + 1);
         if (!record.contains("length") || !record["length"].is_number_integer())
           fail(where, "no integer 'length' (LongBench records carry the context length; LongBench-E buckets by it)");
         items.push_back({"longbench", dataset + "/" + std::to_string(i),
-                         [&, record, dataset, where, budget, longbench_form](const CacheSelection& sel) {
+                         [&, record, dataset, where, budget, longbench_form](const Method& method) {
                            const auto in = build_longbench_input(*lb_prompts, dataset, record, *tokenizer, chat,
                                                                  budget.max_length, where, longbench_form);
-                           auto j = run_generation(sel, {in.ids, in.span}, in.max_new_tokens, in.extra_stop_ids,
+                           auto j = run_generation(method, {in.ids, in.span}, in.max_new_tokens, in.extra_stop_ids,
                                                    in.min_new_tokens);
                            j["dataset"] = dataset;
                            j["answers"] = record.value("answers", nlohmann::json::array());
@@ -311,15 +301,16 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
         fidelity_seqs.emplace_back(stream.begin() + i * f.seq_len, stream.begin() + (i + 1) * f.seq_len);
     }
     if (fidelity_seqs.empty()) fail(f.path, "fidelity source gives no sequence of " + std::to_string(f.seq_len) + " tokens");
+    fidelity_seqs.resize(fraction_of(fidelity_seqs.size(), c.fraction));
   }
   std::map<size_t, torch::Tensor> full_logits_cache;  // sequence -> full-cache logits (one at a time)
   for (size_t i = 0; i < fidelity_seqs.size(); ++i) {
-    items.push_back({"fidelity", "seq/" + std::to_string(i), [&, i](const CacheSelection& sel) {
+    items.push_back({"fidelity", "seq/" + std::to_string(i), [&, i](const Method& method) {
                        const auto& ids = fidelity_seqs[i];
                        check_ids_in_vocab(*model, ids);
                        if (!full_logits_cache.count(i)) {
                          full_logits_cache.clear();
-                         auto full = make_cache(*model, CacheSelection{}, static_cast<int64_t>(ids.size()));
+                         auto full = make_full_cache(*model, static_cast<int64_t>(ids.size()));
                          full_logits_cache[i] = sequence_logits(*model, ids, c.fidelity->chunk, *full);
                        }
                        const int64_t n = static_cast<int64_t>(ids.size()), ctx = c.fidelity->context_tokens;
@@ -330,8 +321,8 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
                          PromptSpan span;
                          span.context_begin = tokenizer && tokenizer->bos_id() && ids[0] == *tokenizer->bos_id() ? 1 : 0;
                          span.context_end = ctx;
-                         auto prepared = prefill_prompt(*model, sel, std::vector<int64_t>(ids.begin(), ids.begin() + ctx), span,
-                                                        n, c.fidelity->chunk);
+                         auto prepared = method.prefill(*model, std::vector<int64_t>(ids.begin(), ids.begin() + ctx), span, n,
+                                                        c.fidelity->chunk);
                          cache = std::move(prepared.cache);
                          prompt_ratio = static_cast<double>(cache->bytes()) / cache->full_bytes();
                          auto rest = sequence_logits(*model, std::vector<int64_t>(ids.begin() + ctx, ids.end()), c.fidelity->chunk, *cache);
@@ -339,7 +330,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
                          st.add(full_logits_cache[i].narrow(0, ctx - 1, n - ctx + 1), logits,
                                 std::vector<int64_t>(ids.begin() + ctx - 1, ids.end()));
                        } else {
-                         cache = make_cache(*model, sel, n);
+                         cache = method.make_cache(*model, n, n);
                          st.add(full_logits_cache[i], sequence_logits(*model, ids, c.fidelity->chunk, *cache), ids);
                        }
                        auto j = st.to_json();
@@ -359,8 +350,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
       }
     for (const auto& it : items)
       for (const auto& m : c.methods) todo += done[m.name][it.benchmark].count(it.key) ? 0 : 1;
-    std::map<std::string, CacheSelection> selections;
-    for (const auto& m : c.methods) selections[m.name] = select_method(m);
+    for (const auto& m : c.methods) prepare_method(m);
     Progress progress(todo, options.progress);
     if (options.progress)
       std::fprintf(stderr, "[eval] %zu samples x %zu methods: %lld to run\n", items.size(), c.methods.size(), (long long)todo);
@@ -370,7 +360,7 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
         const double t0 = monotonic_seconds();
         nlohmann::json record;
         try {
-          record = it.run(selections[m.name]);
+          record = it.run(*m.method);
         } catch (const Error& e) {  // this method cannot run this sample: record why, go on
           record = {{"error", e.what()}};
           std::fprintf(stderr, "[eval] %s %s %s: %s\n", m.name.c_str(), it.benchmark.c_str(), it.key.c_str(), e.what());

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cache/prepared_prompt.h"
 #include "eval/prompt_split.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"

@@ -23,7 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "echo/prompt_prefill.h"
+#include "cache/prepared_prompt.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "echo/prompt_prefill.h"
+#include "cache/prepared_prompt.h"
 #include "tokenizer/chat_template.h"
 
 namespace echokv {

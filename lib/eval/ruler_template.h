@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "echo/prompt_prefill.h"
+#include "cache/prepared_prompt.h"
 #include "eval/ruler_tasks.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"

@@ -1,17 +1,11 @@
 #include "model/generate.h"
 
-#include <chrono>
 #include <limits>
 
+#include "core/clock.h"
 #include "core/error.h"
 
 namespace echokv {
-
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
 
 torch::Tensor prefill(LlamaModel& model, KVCache& cache, const std::vector<int64_t>& ids, int64_t chunk) {
   if (ids.empty()) throw Error("prefill: empty prompt");
@@ -65,9 +59,9 @@ int64_t Sampler::next(const torch::Tensor& logits_in) {
 GenerateResult generate(LlamaModel& model, KVCache& cache, const std::vector<int64_t>& prompt,
                         const GenerateOptions& options) {
   torch::NoGradGuard no_grad;
-  auto t0 = std::chrono::steady_clock::now();
+  const double t0 = monotonic_seconds();
   torch::Tensor logits = prefill(model, cache, prompt, options.prefill_chunk);
-  const double prefill_seconds = seconds_since(t0);
+  const double prefill_seconds = monotonic_seconds() - t0;
   GenerateResult result = generate_from(model, cache, logits, options);
   result.prefill_seconds = prefill_seconds;
   return result;
@@ -78,7 +72,7 @@ GenerateResult generate_from(LlamaModel& model, KVCache& cache, torch::Tensor lo
   Sampler sampler(options.sampling);
   torch::NoGradGuard no_grad;
   result.stop_reason = "max_new_tokens";
-  auto t1 = std::chrono::steady_clock::now();
+  const double t1 = monotonic_seconds();
   auto step = torch::empty({1, 1}, torch::kInt64);
   for (int64_t i = 0; i < options.max_new_tokens; ++i) {
     if (i < options.min_new_tokens && !options.stop_ids.empty()) {
@@ -103,7 +97,7 @@ GenerateResult generate_from(LlamaModel& model, KVCache& cache, torch::Tensor lo
     fo.last_only = true;
     logits = model.forward(step, cache, fo).view({-1});
   }
-  result.decode_seconds = seconds_since(t1);
+  result.decode_seconds = monotonic_seconds() - t1;
   return result;
 }
 

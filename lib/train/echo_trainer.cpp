@@ -1,6 +1,5 @@
 #include "train/echo_trainer.h"
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -11,10 +10,12 @@
 #include <sstream>
 
 #include "analysis/calibration.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/progress.h"
 #include "core/runtime.h"
+#include "io/jsonl.h"
 #include "io/model_fingerprint.h"
 #include "train/echo_objectives.h"
 #include "train/training_checkpoint.h"
@@ -126,11 +127,6 @@ nlohmann::json validate(LlamaModel& model, const Reconstructor& r, const Rebuild
           {"sequences", count}};
 }
 
-void append_jsonl(const std::string& path, const nlohmann::json& j) {
-  std::ofstream out(path, std::ios::app);
-  out << j.dump() << "\n";
-}
-
 std::string summary_markdown(const EchoTrainConfig& c, const Reconstructor& r, const nlohmann::json& v,
                              double seconds) {
   std::ostringstream md;
@@ -225,7 +221,7 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
 
   int64_t steps_this_run = 0;
   bool stopped = false;
-  const auto run_start = std::chrono::steady_clock::now();
+  const double run_start = monotonic_seconds();
   while (stage <= 2 && !stopped) {
     const auto& sc = c.stage(stage);
     torch::optim::AdamW optimizer(recon.parameters(), torch::optim::AdamWOptions(sc.lr)
@@ -233,7 +229,7 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
                                                           .eps(c.eps)
                                                           .weight_decay(c.weight_decay));
     if (step > 0 && !latest.empty() && state.at("stage").get<int>() == stage)
-      torch::load(optimizer, join_path(latest, "optimizer.pt"));
+      load_optimizer_state(optimizer, latest, state);
     // Data order: a seeded permutation per stage and epoch.
     auto sequence_for = [&](int64_t s) {
       const int64_t epoch = s / n_train;
@@ -248,7 +244,7 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
       save_training_checkpoint(ckpt_root, "stage" + std::to_string(stage) + "-step-" + std::to_string(at),
                                recon.named_tensors(), optimizer, st);
     };
-    const auto stage_start = std::chrono::steady_clock::now();
+    const double stage_start = monotonic_seconds();
     const int64_t first_step = step;
     double loss_window = 0;
     int64_t window_steps = 0, tokens = 0;
@@ -257,7 +253,7 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
         stopped = true;
         break;
       }
-      const auto t0 = std::chrono::steady_clock::now();
+      const double t0 = monotonic_seconds();
       for (auto& group : optimizer.param_groups())
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(cosine_lr(sc.lr, step, sc.steps));
       const auto ids = data.sequence(sequence_for(step));
@@ -265,11 +261,11 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
       ++step;
       ++steps_this_run;
       tokens += int64_t(ids.size());
-      trained_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      trained_seconds += (monotonic_seconds() - t0);
       loss_window += loss_value;
       ++window_steps;
       if (step % c.log_every == 0 || step == sc.steps) {
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - stage_start).count();
+        const double elapsed = (monotonic_seconds() - stage_start);
         const double rate = double(tokens) / std::max(elapsed, 1e-9);
         const double eta = elapsed / double(step - first_step) *
                            double((sc.steps - step) + (stage == 1 ? c.stage2.steps : 0));

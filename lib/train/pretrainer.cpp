@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/progress.h"
 #include "core/runtime.h"
 #include "io/safetensors.h"
 #include "model/random_model.h"
@@ -22,16 +23,6 @@ namespace echokv {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string human_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  const int64_t t = static_cast<int64_t>(s);
-  std::ostringstream o;
-  if (t >= 3600) o << t / 3600 << "h" << std::setw(2) << std::setfill('0') << (t % 3600) / 60 << "m";
-  else if (t >= 60) o << t / 60 << "m" << std::setw(2) << std::setfill('0') << t % 60 << "s";
-  else o << t << "s";
-  return o.str();
-}
 
 // Deterministic RNG for (seed, step, stream): resuming at a step regenerates its data.
 std::mt19937_64 step_rng(uint64_t seed, int64_t step, int64_t stream) {
@@ -321,12 +312,12 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
   int64_t tokens_seen = 0;
   if (resumed) {
     const std::string dir = join_path(checkpoints_dir(c.work_dir), read_text_file(join_path(checkpoints_dir(c.work_dir), "latest")));
-    torch::load(optimizer, join_path(dir, "optimizer.pt"));
+    load_optimizer_state(optimizer, dir, state);
     step = state.at("step").get<int64_t>();
     trained_seconds = state.value("trained_seconds", 0.0);
     tokens_seen = state.value("tokens_seen", int64_t{0});
     std::cerr << "[pretrain] resumed at step " << step << " (" << tokens_seen << " tokens, "
-              << human_duration(trained_seconds) << " trained)" << std::endl;
+              << format_duration(trained_seconds) << " trained)" << std::endl;
   }
   const std::string metrics_path = join_path(c.work_dir, "metrics.jsonl");
   std::ofstream metrics(metrics_path, std::ios::app);
@@ -384,7 +375,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
       std::cerr << "[pretrain] step " << step << "/" << c.total_steps << " T=" << stage.seq_len << " loss "
                 << std::fixed << std::setprecision(4) << mean_loss << " lr " << std::scientific << std::setprecision(2)
                 << lr << std::defaultfloat << " | " << static_cast<int64_t>(tps) << " tok/s | trained "
-                << human_duration(trained_seconds) << " | ETA " << human_duration(eta)
+                << format_duration(trained_seconds) << " | ETA " << format_duration(eta)
                 << (c.curriculum.back().seq_len > stage.seq_len ? " (at this length's rate; longer stages follow)" : "")
                 << std::endl;
       metrics << nlohmann::json{{"step", step}, {"loss", mean_loss}, {"lr", lr}, {"seq_len", stage.seq_len},

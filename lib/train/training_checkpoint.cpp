@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/torch_compat.h"
 #include "io/safetensors.h"
 
 namespace echokv {
@@ -18,7 +19,9 @@ void save_training_checkpoint(const std::string& root, const std::string& name,
   fs::create_directories(dir);
   save_safetensors(join_path(dir, "weights.safetensors"), weights);
   write_file_atomic(join_path(dir, "optimizer.pt"), [&](const std::string& tmp) { torch::save(optimizer, tmp); });
-  write_text_atomic(join_path(dir, "state.json"), state.dump(2) + "\n");
+  nlohmann::json stamped = state;
+  stamped["libtorch"] = compat::torch_version();  // the optimizer's torch::save layout is this version's
+  write_text_atomic(join_path(dir, "state.json"), stamped.dump(2) + "\n");
   const std::string latest = join_path(root, "latest");
   std::string previous;
   if (file_exists(latest)) previous = read_text_file(latest);
@@ -42,6 +45,17 @@ std::map<std::string, torch::Tensor> load_training_checkpoint(const std::string&
     }
   }
   return weights;
+}
+
+void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& dir, const nlohmann::json& state) {
+  // torch::save of an optimizer is not portable across LibTorch versions: 1.13's Adam state
+  // loaded by 2.6 lands on the wrong parameters (a shape error at best), so refuse early.
+  if (state.contains("libtorch") && state["libtorch"].is_string() && state["libtorch"].get<std::string>() != compat::torch_version())
+    fail(join_path(dir, "state.json"), "written by LibTorch " + state["libtorch"].get<std::string>() + ", this is LibTorch " +
+                                           compat::torch_version() +
+                                           ": the optimizer state does not carry over; resume with that LibTorch "
+                                           "(e.g. scripts/debian13.sh for 2.6) or start the run again");
+  torch::load(optimizer, join_path(dir, "optimizer.pt"));
 }
 
 }  // namespace echokv

@@ -21,4 +21,8 @@ std::string latest_training_checkpoint(const std::string& root);
 // Its weights and state (state.json parsed; errors name the file).
 std::map<std::string, torch::Tensor> load_training_checkpoint(const std::string& dir, nlohmann::json* state);
 
+// Loads <dir>/optimizer.pt into `optimizer`; an error naming state.json when the checkpoint
+// was written by another LibTorch version (state["libtorch"]), whose optimizer layout differs.
+void load_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& dir, const nlohmann::json& state);
+
 }  // namespace echokv

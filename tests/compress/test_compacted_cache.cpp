@@ -1,13 +1,14 @@
 // The physically compacted per-head cache (KVzip / SnapKV storage) against the retain-mode
 // masked full cache: the same kept pairs must give the same attention, through a question
 // prefill and decode steps that outgrow the per-head headroom; bytes count exactly the kept
-// pairs. Then the KVzip method end to end (prefill_prompt): compact == retain, ratio 1 == full.
+// pairs. Then the KVzip method end to end (kvzip_prefill): compact == retain, ratio 1 == full.
 #include <gtest/gtest.h>
 
 #include "cache/cache_factory.h"
 #include "compress/compacted_cache.h"
 #include "compress/kvzip_eviction.h"
-#include "echo/prompt_prefill.h"
+#include "compress/kvzip_prefill.h"
+#include "methods/method.h"
 #include "model/generate.h"
 #include "model/model_test_util.h"
 #include "model/session.h"
@@ -123,35 +124,36 @@ TEST(CompactedCache, KvzipPrefillCompactEqualsRetainAndRatioOneIsFull) {
   PromptSpan span;
   span.context_begin = 1;
   span.context_end = 88;  // 87 context tokens, 8 question tokens
-  CacheSelection sel;
-  sel.kind = "kvzip";
   KvzipPrompts prompts;
   prompts.first = {ids[100], ids[101], ids[102]};  // any in-vocabulary repeat prompt
   prompts.later = {ids[103], ids[104]};
   prompts.chunk_tokens = 40;  // three chunks, with the 8-token overlap
-  sel.kvzip_prompts = std::make_shared<KvzipPrompts>(prompts);
-  sel.kvzip.chunk_tokens = 40;
+  KvzipScoring scoring;
+  scoring.prompts = std::make_shared<KvzipPrompts>(prompts);
+  KvzipOptions o;
+  o.chunk_tokens = 40;
   GenerateOptions g;
   g.max_new_tokens = 12;
-  auto decode = [&](const CacheSelection& s) {
-    auto p = prefill_prompt(*model, s, prompt, span, 128, 32);
+  auto run = [&](PreparedPrompt p) {
     auto r = generate_from(*model, *p.cache, p.logits, g);
     return std::make_tuple(r.tokens, p.logits, static_cast<double>(p.cache->bytes()) / p.cache->full_bytes());
   };
-  CacheSelection full_sel;
-  const auto [full_tokens, full_logits, full_ratio] = decode(full_sel);
-  sel.kvzip.ratio = 1.0;
-  const auto [t1, l1, r1] = decode(sel);
+  auto decode = [&](const KvzipOptions& options) {
+    return run(kvzip_prefill(*model, options, options.ratio, scoring, {}, prompt, span, 128, 32));
+  };
+  const auto [full_tokens, full_logits, full_ratio] = run(prefill_plain(*model, make_full_cache(*model, 128), prompt, 32));
+  o.ratio = 1.0;
+  const auto [t1, l1, r1] = decode(o);
   EXPECT_EQ(t1, full_tokens);
   EXPECT_LE(max_abs_diff(l1, full_logits), 1e-4);
   EXPECT_DOUBLE_EQ(r1, 1.0);
   for (const std::string level : {"pair", "uniform"}) {
-    sel.kvzip.ratio = 0.3;
-    sel.kvzip.level = level;
-    sel.kvzip.storage = "compact";
-    const auto [tc, lc, rc] = decode(sel);
-    sel.kvzip.storage = "retain";
-    const auto [tr, lr, rr] = decode(sel);
+    o.ratio = 0.3;
+    o.level = level;
+    o.storage = "compact";
+    const auto [tc, lc, rc] = decode(o);
+    o.storage = "retain";
+    const auto [tr, lr, rr] = decode(o);
     EXPECT_EQ(tc, tr) << level;
     EXPECT_LE(max_abs_diff(lc, lr), 1e-4) << level;
     EXPECT_DOUBLE_EQ(rc, rr) << level;
@@ -159,7 +161,7 @@ TEST(CompactedCache, KvzipPrefillCompactEqualsRetainAndRatioOneIsFull) {
     EXPECT_LT(rc, 0.6) << level;
   }
   span.context_end = -1;
-  EXPECT_THROW(prefill_prompt(*model, sel, prompt, span, 128, 32), Error);  // no split known
+  EXPECT_THROW(kvzip_prefill(*model, o, o.ratio, scoring, {}, prompt, span, 128, 32), Error);  // no split known
 }
 
 TEST(KvzipEviction, HeadLevelKeepsTheBestWholeHeads) {

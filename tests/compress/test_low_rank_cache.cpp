@@ -5,10 +5,10 @@
 
 #include "cache/cache_factory.h"
 #include "compress/low_rank_cache.h"
-#include "echo/cache_selection.h"
 #include "io/safetensors.h"
 #include "model/session.h"
 #include "model/model_test_util.h"
+#include "methods/method_test_util.h"
 #include "test_support.h"
 
 using namespace echokv;
@@ -18,8 +18,10 @@ namespace {
 
 torch::Tensor low_rank_logits(LlamaModel& model, const LowRankOptions& o, const std::vector<int64_t>& ids,
                               double* ratio = nullptr) {
-  auto sel = select_cache("low_rank", "", model, "", {}, o);
-  auto cache = make_cache(model, sel, static_cast<int64_t>(ids.size()));
+  const std::string yaml = "{cache: low_rank, ratio: " + std::to_string(o.ratio) +
+                           ", group_heads: " + std::to_string(o.group_heads) + ", chunk_tokens: " + std::to_string(o.chunk_tokens) + "}";
+  auto method = prepared_method(model, yaml);
+  auto cache = method->make_cache(model, static_cast<int64_t>(ids.size()));
   auto logits = sequence_logits(model, ids, 16, *cache);
   if (ratio) *ratio = static_cast<double>(cache->bytes()) / static_cast<double>(cache->full_bytes());
   return logits;

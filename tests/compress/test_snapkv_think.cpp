@@ -10,9 +10,9 @@
 #include "compress/observation_window.h"
 #include "compress/snapkv.h"
 #include "compress/think.h"
-#include "echo/prompt_prefill.h"
 #include "model/model_test_util.h"
 #include "model/session.h"
+#include "methods/method_test_util.h"
 #include "test_support.h"
 
 using namespace echokv;
@@ -89,15 +89,10 @@ TEST(SnapKV, SelectionMatchesAPlainLoopComputation) {
 TEST(SnapKV, PromptPrefillKeepsTheBudgetAndRatioOneIsFull) {
   auto model = stories();
   const auto ids = stories260k_sampled_ids(2, 100);
-  CacheSelection sel;
-  sel.kind = "snapkv";
-  sel.snapkv.ratio = 0.4;
-  sel.snapkv.window = 16;
-  auto p = prefill_prompt(*model, sel, ids, {}, 128, 32);
+  auto p = prepared_method(*model, "{cache: snapkv, ratio: 0.4, obs_window: 16}")->prefill(*model, ids, {}, 128, 32);
   EXPECT_DOUBLE_EQ(static_cast<double>(p.cache->bytes()) / p.cache->full_bytes(), 0.4);  // 40 of 100 per head
-  sel.snapkv.ratio = 1.0;
-  auto all = prefill_prompt(*model, sel, ids, {}, 128, 32);
-  auto full = prefill_prompt(*model, CacheSelection{}, ids, {}, 128, 32);
+  auto all = prepared_method(*model, "{cache: snapkv, ratio: 1.0, obs_window: 16}")->prefill(*model, ids, {}, 128, 32);
+  auto full = prepared_method(*model, "{cache: full}")->prefill(*model, ids, {}, 128, 32);
   EXPECT_LE(max_abs_diff(all.logits, full.logits), 1e-4);
   const std::vector<int64_t> next = {ids[5], ids[6]};
   EXPECT_LE(max_abs_diff(model->forward(torch::tensor(next).unsqueeze(0), *all.cache),
@@ -151,12 +146,8 @@ TEST(ThinK, PruneZeroIsTheFullCacheAndPruningZeroesOnlyOldKeys) {
   auto model = stories();
   const auto& cfg = model->config();
   const auto ids = stories260k_sampled_ids(0, 70);
-  CacheSelection sel;
-  sel.kind = "think";
-  sel.think.prune = 0.0;
-  sel.think.window = 8;
-  auto p = prefill_prompt(*model, sel, ids, {}, 80, 32);
-  auto f = prefill_prompt(*model, CacheSelection{}, ids, {}, 80, 32);
+  auto p = prepared_method(*model, "{cache: think, prune: 0.0, obs_window: 8}")->prefill(*model, ids, {}, 80, 32);
+  auto f = prepared_method(*model, "{cache: full}")->prefill(*model, ids, {}, 80, 32);
   const std::vector<int64_t> next = {ids[3]};
   EXPECT_LE(max_abs_diff(model->forward(torch::tensor(next).unsqueeze(0), *p.cache),
                          model->forward(torch::tensor(next).unsqueeze(0), *f.cache)),

@@ -4,10 +4,10 @@
 #include <gtest/gtest.h>
 
 #include "compress/streaming_cache.h"
-#include "echo/cache_selection.h"
 #include "io/safetensors.h"
 #include "model/session.h"
 #include "model/model_test_util.h"
+#include "methods/method_test_util.h"
 #include "test_support.h"
 
 using namespace echokv;
@@ -61,11 +61,8 @@ TEST(StreamingCache, NoSinkWindowWDecodesLikeASlidingWindowModel) {
 
 TEST(StreamingCache, RatioSetsTheWindowFromThePrompt) {
   auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
-  StreamingOptions o;
-  o.sink_tokens = 4;
-  o.ratio = 0.3;
-  auto sel = select_cache("streaming", "", *model, "", {}, {}, o);
-  auto cache = make_cache(*model, sel, 200, 1, 100);
+  auto method = prepared_method(*model, "{cache: streaming, sink_tokens: 4, ratio: 0.3}");
+  auto cache = method->make_cache(*model, 200, 100);
   EXPECT_EQ(dynamic_cast<StreamingCache&>(*cache).window(), 26);
   const auto ids = stories260k_sampled_ids(1, 100);
   sequence_logits(*model, ids, 16, *cache);

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "cache/cache_factory.h"
-#include "echo/cache_selection.h"
 #include "echo/echo_cache.h"
+#include "methods/method.h"
 #include "model/attention.h"
 #include "model/model_test_util.h"
 #include "model/random_model.h"

@@ -175,15 +175,15 @@ TEST(EvalRunner, PromptScoringMethodsRunInTheHarness) {
   const std::string out = tmp.file("run");
   std::ofstream(tmp.file("eval.yaml")) << "model: " << model << "\nout_dir: " << out << "\nchat_format: plain\nthreads: 1\n"
       << "methods:\n  - {name: full, cache: full}\n"
-      << "  - {name: kvzip-1, cache: kvzip, ratio: 1.0}\n"
-      << "  - {name: kvzip-0.3, cache: kvzip, ratio: 0.3, score_chunk: 100}\n"
-      << "  - {name: kvzip-head, cache: kvzip, level: head, ratio: 0.5, calibration: [" << tmp.file("calib.txt") << "]}\n"
+      << "  - {name: kvzip-1, cache: kvzip, context_ratio: 1.0}\n"
+      << "  - {name: kvzip-0.3, cache: kvzip, context_ratio: 0.3, score_chunk: 100}\n"
+      << "  - {name: kvzip-head, cache: kvzip, level: head, context_ratio: 0.5, calibration: [" << tmp.file("calib.txt") << "]}\n"
       << "  - {name: snapkv-1, cache: snapkv, ratio: 1.0, obs_window: 8}\n"
       << "  - {name: snapkv-0.5, cache: snapkv, ratio: 0.5, obs_window: 8}\n"
       << "  - {name: think-0.75, cache: think, ratio: 0.75, obs_window: 8}\n"
       << "  - {name: echo, cache: echo, echo_dir: " << tmp.file("echo") << ", recent_tokens: 8}\n"
-      << "  - {name: echo-kvzip-1, cache: echo_kvzip, ratio: 1.0, echo_dir: " << tmp.file("echo") << ", recent_tokens: 8}\n"
-      << "  - {name: echo-kvzip-0.3, cache: echo_kvzip, ratio: 0.3, echo_dir: " << tmp.file("echo") << ", recent_tokens: 8}\n"
+      << "  - {name: echo-kvzip-1, cache: echo_kvzip, context_ratio: 1.0, echo_dir: " << tmp.file("echo") << ", recent_tokens: 8}\n"
+      << "  - {name: echo-kvzip-0.3, cache: echo_kvzip, context_ratio: 0.3, echo_dir: " << tmp.file("echo") << ", recent_tokens: 8}\n"
       << "  - {name: hybrid-0, cache: hybrid, prune: 0.0, echo_dir: " << tmp.file("echo-v") << ", recent_tokens: 8}\n"
       << "  - {name: hybrid-0.5, cache: hybrid, prune: 0.5, echo_dir: " << tmp.file("echo-v") << ", recent_tokens: 8}\n"
       << "niah: {haystack: " << require_fixture("data/ruler/PaulGrahamEssays.json")
@@ -245,4 +245,64 @@ TEST(EvalRunner, PromptScoringMethodConfigErrors) {
   EXPECT_NE(err("{name: x, cache: think, ratio: 0.4}", ", context_tokens: 8").find("[0.5, 1]"), std::string::npos);
   EXPECT_NE(err("{name: x, cache: snapkv, kernel: 4}", ", context_tokens: 8").find("odd kernel"), std::string::npos);
   EXPECT_NE(err("{name: x, cache: snapkv}").find("context_tokens"), std::string::npos);
+}
+
+// `ratio: [..]` expands an entry; --method / --ratio / --set / --fraction change a config
+// without editing it (every key still checked), and the run writes the config as run.
+TEST(EvalRunner, SweepsAndCommandLineOverrides) {
+  TempDir tmp;
+  std::ofstream(tmp.file("s.yaml")) << "model: m\nout_dir: o\nmethods:\n  - {name: full}\n"
+      << "  - {name: snap, cache: snapkv, ratio: [0.7, 0.5, 0.3], obs_window: 8}\n"
+      << "  - {name: kv, cache: kvzip, context_ratio: 0.5}\n"
+      << "fidelity: {path: p, context_tokens: 8}\n";
+  const auto c = EvalConfig::load(tmp.file("s.yaml"));
+  std::vector<std::string> names;
+  for (const auto& m : c.methods) names.push_back(m.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"full", "snap-0.7", "snap-0.5", "snap-0.3", "kv"}));
+  EXPECT_NEAR(*c.methods[2].method->requested_ratio(), 0.5, 1e-12);
+  EXPECT_NE(c.yaml.find("[0.7, 0.5, 0.3]"), std::string::npos);  // the file as written
+
+  EvalOverrides o;
+  o.methods = {"snap-0.5", "kv"};
+  o.ratio = 0.25;
+  o.settings = {"methods.obs_window=4", "fidelity.sequences=3"};
+  o.fraction = 0.5;
+  // kv has no obs_window: the override reaches every kept method and kvzip rejects it.
+  const auto foreign = error_of([&] { EvalConfig::load(tmp.file("s.yaml"), o); });
+  EXPECT_NE(foreign.find("'obs_window' is not an option of kvzip"), std::string::npos) << foreign;
+  o.methods = {"snap-0.5"};
+  const auto d = EvalConfig::load(tmp.file("s.yaml"), o);
+  ASSERT_EQ(d.methods.size(), 1u);
+  EXPECT_EQ(d.methods[0].name, "snap-0.5@0.25");
+  EXPECT_NEAR(*d.methods[0].method->requested_ratio(), 0.25, 1e-12);
+  EXPECT_EQ(d.methods[0].method->options_json()["obs_window"].get<int64_t>(), 4);
+  EXPECT_EQ(d.fidelity->sequences, 3);
+  EXPECT_DOUBLE_EQ(d.fraction, 0.5);
+  EXPECT_NE(d.yaml.find("snap-0.5@0.25"), std::string::npos);
+  o.methods = {"nope"};
+  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("s.yaml"), o); }).find("--method nope"), std::string::npos);
+  o.methods = {};
+  o.settings = {"ruler"};
+  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("s.yaml"), o); }).find("expected key=value"), std::string::npos);
+  o.settings = {"fidelity.seqences=3"};  // a typo is still an unknown key
+  o.ratio.reset();
+  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("s.yaml"), o); }).find("seqences"), std::string::npos);
+  o.settings = {};
+  o.fraction = 1.5;
+  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("s.yaml"), o); }).find("fraction must be in (0, 1]"), std::string::npos);
+}
+
+TEST(EvalRunner, FractionRunsTheFirstSamplesOfEachBenchmark) {
+  TempDir tmp;
+  const std::string model = make_model(tmp);
+  std::ofstream(tmp.file("text.jsonl")) << R"({"source": "t", "text": ")" << std::string(3000, 'a') << R"( The end."})" "\n";
+  const std::string out = tmp.file("run");
+  std::ofstream(tmp.file("f.yaml")) << "model: " << model << "\nout_dir: " << out << "\nthreads: 1\n"
+      << "methods:\n  - {name: full}\n  - {name: stream, cache: streaming, window: 16, sink_tokens: 4}\n"
+      << "fidelity: {source: jsonl, path: " << tmp.file("text.jsonl") << ", sequences: 4, seq_len: 64, chunk: 16}\n";
+  auto run = run_binary("echokv-eval", "--config " + tmp.file("f.yaml") + " --fraction 0.5 --method stream --quiet");
+  ASSERT_EQ(run.status, 0) << run.out;
+  EXPECT_EQ(read_jsonl(out + "/predictions/stream/fidelity.jsonl").size(), 2u);  // ceil(0.5 x 4)
+  EXPECT_FALSE(std::filesystem::exists(out + "/predictions/full"));
+  EXPECT_NE(read_text_file(out + "/config.yaml").find("fraction: 0.5"), std::string::npos);
 }
