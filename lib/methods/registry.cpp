@@ -14,7 +14,8 @@ namespace echokv {
   X(snapkv, make_snapkv_method, "SnapKV: the observation window's attention chooses tokens")       \
   X(think, make_think_method, "ThinK: query-driven key channel pruning")                           \
   X(hybrid, make_hybrid_method, "EchoKV-Hybrid: ThinK on keys, EchoKV on values")                  \
-  X(echo_kvzip, make_echo_kvzip_method, "EchoKV x KVzip: EchoKV on the tokens KVzip keeps")
+  X(echo_kvzip, make_echo_kvzip_method, "EchoKV x KVzip: EchoKV on the tokens KVzip keeps")      \
+  X(knorm, make_knorm_method, "Knorm: the lowest-norm keys of the context, per head")
 
 #define ECHOKV_DECLARE(kind, factory, summary) std::unique_ptr<Method> factory(MethodOptions& options);
 ECHOKV_METHODS(ECHOKV_DECLARE)

@@ -114,7 +114,7 @@ TEST(EvalRunner, RunsEveryBenchmarkForEveryMethodAndResumes) {
 TEST(EvalRunner, ConfigErrorsNameTheProblem) {
   TempDir tmp;
   std::ofstream(tmp.file("a.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x, cache: zip}]\nfidelity: {path: p}\n";
-  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("a.yaml")); }).find("cache must be full, echo, low_rank, streaming, kvzip, snapkv, think, hybrid or echo_kvzip"), std::string::npos);
+  EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("a.yaml")); }).find("cache must be full, echo, low_rank, streaming, kvzip, snapkv, think, hybrid, echo_kvzip"), std::string::npos);
   std::ofstream(tmp.file("b.yaml")) << "model: m\nout_dir: o\nmethods: [{name: x}]\nrulr: {}\n";
   const auto e = error_of([&] { EvalConfig::load(tmp.file("b.yaml")); });
   EXPECT_NE(e.find("rulr"), std::string::npos) << e;

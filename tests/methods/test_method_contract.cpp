@@ -105,6 +105,7 @@ std::map<std::string, Contract> contracts(const Fixture& f) {
       // the most context tokens that fit, by bisection on the stored bytes: within a few tokens.
       {"echo_kvzip", {"{cache: echo_kvzip, context_ratio: 1.0, " + echo + "}",
                       "{cache: echo_kvzip, ratio: 0.3, " + echo_half + "}", 0.01}},
+      {"knorm", {"{cache: knorm, ratio: 1.0}", "{cache: knorm, ratio: 0.5}", 1.0 / 192}},  // whole tokens per head
   };
 }
 
