@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
         throw echokv::Error("--strategy must be similarity or paper (got '" + strategy + "')");
       auto mc = echokv::ModelConfig::load(model_dir);
       auto stats = echokv::KVStatistics::load(stats_path);
-      const echokv::PlanShape shape{mc.num_hidden_layers, mc.num_key_value_heads, mc.head_dim};
+      const auto shape = echokv::PlanShape::of(mc);
       if (stats.num_layers() != shape.num_layers || stats.features() != shape.features())
         echokv::fail(stats_path, "statistics are for another model shape than " + model_dir);
       echokv::HeadPlan p;

@@ -18,7 +18,8 @@ train() {  # config name under configs/echo; a finished training resumes at its 
 
 evaluate() {  # eval config name, result folder name
   local cfg="configs/eval/$1.yaml" dest="docs/results/$2" out
-  out=$(sed -n 's/^out_dir: *//p' "$cfg")
+  # out_dir is relative to the config's folder (configs/README.md)
+  out=$(realpath -m --relative-to=. "$(dirname "$cfg")/$(sed -n 's/^out_dir: *//p' "$cfg")")
   echo "[refresh] evaluating $cfg"
   "$bin/echokv-eval" --config "$cfg"
   mkdir -p "$dest"

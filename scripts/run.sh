@@ -48,6 +48,6 @@ if [ -n "$analysis_cfg" ] && grep -q "^model: .*$name\$" "$analysis_cfg"; then
   echo "== greedy continuation of BOS (448 tokens: past the 4 + 128 uncompressed ones), EchoKV cache"
   "$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 448 --greedy --json --cache echo \
     --echo "$echo_dir"
-  echo "== evaluation ($eval_cfg) -> $(sed -n 's/^out_dir: //p' "$eval_cfg")/report.md"
+  echo "== evaluation ($eval_cfg) -> $(realpath -m --relative-to=. "$(dirname "$eval_cfg")/$(sed -n 's/^out_dir: //p' "$eval_cfg")")/report.md"
   "$bin/echokv-eval" --config "$eval_cfg"
 fi

@@ -80,7 +80,7 @@ void write_analysis_outputs(const AnalyzeConfig& config, const ModelConfig& mode
   fs::create_directories(join_path(out_dir, "figures"));
   fs::create_directories(join_path(out_dir, "plans"));
   const int64_t L = model.num_hidden_layers, H = model.num_key_value_heads, D = model.head_dim;
-  const PlanShape shape{L, H, D};
+  const PlanShape shape = PlanShape::of(model);
   const int64_t granularity = config.paper_granularity > 0 ? config.paper_granularity : std::max<int64_t>(1, D / 2);
 
   std::cerr << "[analyze] metrics from " << stats.count() << " tokens" << std::endl;

@@ -16,10 +16,10 @@ void read_calibration(ConfigNode& n, CalibrationConfig& k, const std::string& se
   k.seq_len = n.get<int64_t>("seq_len", k.seq_len);
   k.seed = n.get<uint64_t>("seed", k.seed);
   k.temperature = n.get<double>("temperature", k.temperature);
-  k.ids_file = n.get<std::string>("ids_file", "");
+  k.ids_file = n.get_path("ids_file", "");
   k.ids_tensor = n.get<std::string>("ids_tensor", k.ids_tensor);
-  k.files = n.get<std::vector<std::string>>("files", {});
-  k.tokenizer = n.get<std::string>("tokenizer", "");
+  k.files = n.path_list("files");
+  k.tokenizer = n.get_path("tokenizer", "");
   if (k.sequences <= 0 || k.seq_len < 2) fail(path, section + ".sequences must be positive and seq_len >= 2");
   if (k.source == "ids" && k.ids_file.empty()) fail(path, section + ".source 'ids' needs " + section + ".ids_file");
   if (k.source == "text" && k.files.empty()) fail(path, section + ".source 'text' needs " + section + ".files");
@@ -30,7 +30,7 @@ AnalyzeConfig AnalyzeConfig::load(const std::string& path) {
   auto root = ConfigNode::load_file(path);
   AnalyzeConfig c;
   c.source = path;
-  c.model = root.require<std::string>("model");
+  c.model = root.require_path("model");
   c.device = root.get<std::string>("device", c.device);
   c.dtype = root.get<std::string>("dtype", c.dtype);
   c.threads = root.get<int>("threads", c.threads);

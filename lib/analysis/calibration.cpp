@@ -9,6 +9,7 @@
 #include "cache/cache_factory.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "io/jsonl.h"
 #include "io/safetensors.h"
 #include "model/generate.h"
 #include "tokenizer/tokenizer.h"
@@ -23,23 +24,7 @@ std::vector<std::string> read_text_documents(const std::string& path) {
     docs.push_back(read_text_file(path));
     return docs;
   }
-  std::ifstream in(path);
-  std::string line;
-  int64_t number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail(path, "line " + std::to_string(number) + ": not valid JSON (" + e.what() + ")");
-    }
-    if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
-      fail(path, "line " + std::to_string(number) + ": expected an object with a string \"text\"");
-    docs.push_back(j["text"].get<std::string>());
-  }
-  return docs;
+  return read_jsonl_texts(path);
 }
 
 CalibrationData::CalibrationData(const CalibrationConfig& config, const std::string& model_dir, LlamaModel& model,

@@ -1,5 +1,7 @@
 #include "cache/full_cache.h"
 
+#include "cache/growable.h"
+
 #include "core/error.h"
 
 namespace echokv {
@@ -21,15 +23,10 @@ FullCache::FullCache(const ModelConfig& config, std::shared_ptr<const Rope> rope
 }
 
 void FullCache::grow(int64_t needed) {
-  int64_t cap = capacity_;
-  while (cap < needed) cap *= 2;
+  const int64_t cap = doubled_capacity(capacity_, needed);
   for (size_t l = 0; l < k_.size(); ++l) {
-    auto nk = torch::empty({batch_, kv_heads_, cap, head_dim_}, k_[l].options());
-    auto nv = torch::empty({batch_, kv_heads_, cap, head_dim_}, v_[l].options());
-    nk.narrow(2, 0, layer_length_[l]).copy_(k_[l].narrow(2, 0, layer_length_[l]));
-    nv.narrow(2, 0, layer_length_[l]).copy_(v_[l].narrow(2, 0, layer_length_[l]));
-    k_[l] = nk;
-    v_[l] = nv;
+    k_[l] = resized_along(k_[l], 2, layer_length_[l], cap);
+    v_[l] = resized_along(v_[l], 2, layer_length_[l], cap);
   }
   positions_ = torch::arange(cap, positions_.options());
   capacity_ = cap;

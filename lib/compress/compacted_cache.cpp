@@ -1,5 +1,7 @@
 #include "compress/compacted_cache.h"
 
+#include "cache/growable.h"
+
 #include "core/error.h"
 
 namespace echokv {
@@ -47,19 +49,11 @@ CompactedCache::CompactedCache(const FullCache& full, std::shared_ptr<const Rope
 }
 
 void CompactedCache::reserve(Head& h, int64_t needed) {
-  const int64_t cap = h.k.size(1);
-  if (needed <= cap) return;
-  const int64_t new_cap = std::max(needed, cap * 2);
-  auto grow = [&](const torch::Tensor& t, int dim) {
-    auto sizes = t.sizes().vec();
-    sizes[static_cast<size_t>(dim)] = new_cap;
-    auto bigger = torch::empty(sizes, t.options());
-    bigger.narrow(dim, 0, h.len).copy_(t.narrow(dim, 0, h.len));
-    return bigger;
-  };
-  h.k = grow(h.k, 1);
-  h.v = grow(h.v, 1);
-  h.positions = grow(h.positions, 0);
+  if (needed <= h.k.size(1)) return;
+  const int64_t cap = doubled_capacity(h.k.size(1), needed);
+  h.k = resized_along(h.k, 1, h.len, cap);
+  h.v = resized_along(h.v, 1, h.len, cap);
+  h.positions = resized_along(h.positions, 0, h.len, cap);
 }
 
 void CompactedCache::append(int layer, const torch::Tensor& k_pre_rope, const torch::Tensor& v,

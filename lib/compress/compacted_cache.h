@@ -2,8 +2,9 @@
 // head) keeps its own variable-length list of tokens, keys with RoPE at their original
 // positions. Built once from a prefilled FullCache and a keep-mask over a token range; every
 // token outside that range (the prefix before it, the question and generated tokens after
-// it) is kept in every head. Each head owns buffers with headroom that grow by doubling, so a
-// decode step writes one token per head and never copies the cache. Attention visits one
+// it) is kept in every head. Each head owns buffers with headroom that grow by doubling
+// (cache/growable.h): a decode step writes one token per head, and a head's buffers are copied
+// only when its capacity doubles (amortised O(1) per token). Attention visits one
 // block per KV head (KVBlock::head). truncate() rewinds to the compressed context, so one
 // scoring pass serves several questions.
 #pragma once

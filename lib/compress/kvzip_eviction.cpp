@@ -66,41 +66,21 @@ std::vector<torch::Tensor> kvzip_keep_heads(const std::vector<torch::Tensor>& he
   return keep;
 }
 
-void MaskedFullCache::set_keep(int64_t context_begin, std::vector<torch::Tensor> keep) {
-  for (const auto& k : keep)
-    if (k.dim() != 2 || context_begin + k.size(1) > base_->next_position())
-      throw Error("MaskedFullCache: keep mask outside the cached tokens");
-  context_begin_ = context_begin;
-  keep_ = std::move(keep);
-}
+namespace {
 
-void MaskedFullCache::for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) {
-  if (keep_.empty()) return base_->for_each_block(layer, visit);
-  base_->for_each_block(layer, [&](const KVBlock& block) {
-    KVBlock b = block;
-    const int64_t n = block.k.size(2), H = block.k.size(1);
-    auto bias = torch::zeros({H, n}, torch::TensorOptions().dtype(torch::kFloat32).device(block.k.device()));
-    const auto& keep = keep_[layer];
-    const int64_t len = std::min<int64_t>(keep.size(1), std::max<int64_t>(0, n - context_begin_));
-    if (len > 0)
-      bias.narrow(1, context_begin_, len)
-          .masked_fill_(keep.narrow(1, 0, len).to(bias.device()).logical_not(), -std::numeric_limits<float>::infinity());
-    b.bias = bias.view({1, H, 1, n});
-    visit(b);
-  });
-}
-
-int64_t MaskedFullCache::bytes() const {
-  const int64_t full = base_->bytes();
-  if (keep_.empty() || base_->next_position() == 0) return full;
+// Per evicted (layer, KV head, token) pair a full cache frees K and V of head_dim elements.
+int64_t evicted_pair_bytes(const KVCache& full, int64_t, const std::vector<torch::Tensor>& keep) {
+  if (full.next_position() == 0) return 0;
   int64_t evicted = 0, pairs = 0;
-  for (const auto& k : keep_) {
+  for (const auto& k : keep) {
     evicted += k.numel() - k.sum().item<int64_t>();
     pairs += k.size(0);
   }
-  // Per (layer, head, token) pair: K and V of head_dim elements.
-  const int64_t per_pair = full / (base_->next_position() * pairs);
-  return full - evicted * per_pair;
+  return evicted * (full.bytes() / (full.next_position() * pairs));
 }
+
+}  // namespace
+
+MaskedFullCache::MaskedFullCache(std::unique_ptr<FullCache> base) : TokenMaskCache(std::move(base), evicted_pair_bytes) {}
 
 }  // namespace echokv

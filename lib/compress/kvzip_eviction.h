@@ -1,6 +1,8 @@
-// KVzip eviction from pair scores (../shared/docs/method-kvzip.md), and the "retain" storage:
-// the full cache plus a keep-mask, so one prefill and one scoring pass serve a sweep of
-// ratios in evaluation. Ratio = fraction of context pairs kept; the prefix (sink) and every
+// KVzip eviction from pair scores (../shared/docs/method-kvzip.md), and the "retain" storage
+// (kvzip `storage: retain`): the full cache plus a keep-mask that attention applies, the way
+// kvpress evicts; it saves no memory and serves as the check that compacted storage
+// (compacted_cache.h) gives the same outputs. Ratio here = fraction of *context* pairs kept
+// (lib/methods/kvzip.cpp maps the method's bytes ratio onto it); the prefix (sink) and every
 // token after the context are always kept; positions stay the original ones.
 //   pair     : one global threshold over all layers and heads (heads keep different counts):
 //              as the official _threshold, below ratio 1 the pairs scoring strictly above the
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "cache/full_cache.h"
+#include "compress/token_mask_cache.h"
 
 namespace echokv {
 
@@ -39,31 +42,11 @@ void kvzip_merge_head_scores(std::vector<torch::Tensor>& into, const std::vector
 // keeps all n context tokens, an evicted head none. Returns per layer bool [Hkv, n].
 std::vector<torch::Tensor> kvzip_keep_heads(const std::vector<torch::Tensor>& head_scores, double ratio, int64_t n);
 
-class MaskedFullCache : public KVCache {
+// KVzip's retain storage: a full cache whose evicted (layer, KV head, token) pairs attention
+// masks; bytes() counts the kept pairs only (what the compacted store holds).
+class MaskedFullCache : public TokenMaskCache {
  public:
-  explicit MaskedFullCache(std::unique_ptr<FullCache> base) : base_(std::move(base)) {}
-  // keep: per layer bool [Hkv, n] for the context tokens at positions context_begin .. +n.
-  void set_keep(int64_t context_begin, std::vector<torch::Tensor> keep);
-  void clear_keep() { keep_.clear(); }
-  FullCache& base() { return *base_; }
-
-  int64_t next_position() const override { return base_->next_position(); }
-  void append(int layer, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& positions) override {
-    base_->append(layer, k, v, positions);
-  }
-  void for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) override;
-  void advance(int64_t tokens) override { base_->advance(tokens); }
-  int64_t bytes() const override;
-  int64_t full_bytes() const override { return base_->bytes(); }
-  void reset() override {
-    base_->reset();
-    keep_.clear();
-  }
-
- private:
-  std::unique_ptr<FullCache> base_;
-  int64_t context_begin_ = 0;
-  std::vector<torch::Tensor> keep_;  // per layer [Hkv, n]
+  explicit MaskedFullCache(std::unique_ptr<FullCache> base);
 };
 
 }  // namespace echokv

@@ -1,5 +1,7 @@
 #include "compress/low_rank_cache.h"
 
+#include "cache/growable.h"
+
 #include <cmath>
 
 #include "core/error.h"
@@ -70,15 +72,9 @@ torch::Tensor LowRankCache::from_latent(const torch::Tensor& z, const torch::Ten
 }
 
 void LowRankCache::grow(int64_t needed) {
-  int64_t cap = capacity_;
-  while (cap < needed) cap *= 2;
-  for (size_t l = 0; l < zk_.size(); ++l) {
-    for (auto* buf : {&zk_[l], &zv_[l]}) {
-      auto n = torch::empty({batch_, bases_->groups, cap, bases_->rank}, buf->options());
-      n.narrow(2, 0, layer_length_[l]).copy_(buf->narrow(2, 0, layer_length_[l]));
-      *buf = n;
-    }
-  }
+  const int64_t cap = doubled_capacity(capacity_, needed);
+  for (size_t l = 0; l < zk_.size(); ++l)
+    for (auto* buf : {&zk_[l], &zv_[l]}) *buf = resized_along(*buf, 2, layer_length_[l], cap);
   positions_ = torch::arange(cap, positions_.options());
   capacity_ = cap;
 }

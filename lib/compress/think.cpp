@@ -61,26 +61,31 @@ std::vector<torch::Tensor> think_pair_channels(const std::vector<torch::Tensor>&
   return out;
 }
 
-PrunedKeyCache::PrunedKeyCache(std::unique_ptr<FullCache> base, int64_t pruned_end, std::vector<torch::Tensor> channels)
+PrunedKeyCache::PrunedKeyCache(std::unique_ptr<KVCache> base, const KeyStore& keys, int64_t pruned_end,
+                               std::vector<torch::Tensor> channels)
     : base_(std::move(base)), pruned_end_(pruned_end) {
   if (pruned_end < 0 || pruned_end > base_->next_position()) throw Error("ThinK: pruned range outside the cache");
   torch::NoGradGuard no_grad;
   for (size_t l = 0; l < channels.size(); ++l) {
-    auto k = base_->keys(static_cast<int>(l));  // [B, Hkv, T, D] view of the buffer
-    auto drop = channels[l].logical_not().to(k.device());  // [Hkv, D]
+    auto k = keys(*base_, static_cast<int>(l));  // [B, Hkv, T, D] view of the storage
+    auto drop = channels[l].to(torch::kBool).logical_not().to(k.device());  // [Hkv, D]
+    if (drop.dim() != 2 || drop.size(0) != k.size(1) || drop.size(1) != k.size(3))
+      throw Error("ThinK: channel mask of layer " + std::to_string(l) + " must be [KV heads, head_dim]");
     if (pruned_end > 0)
       k.narrow(2, 0, pruned_end).masked_fill_(drop.view({1, drop.size(0), 1, drop.size(1)}), 0);
     dropped_per_token_ += drop.sum().item<int64_t>();
+    channel_bytes_ = k.size(0) * static_cast<int64_t>(k.element_size());
   }
 }
 
+PrunedKeyCache::PrunedKeyCache(std::unique_ptr<FullCache> base, int64_t pruned_end, std::vector<torch::Tensor> channels)
+    : PrunedKeyCache(std::move(base), [](KVCache& b, int layer) { return static_cast<FullCache&>(b).keys(layer); },
+                     pruned_end, std::move(channels)) {}
+
 int64_t PrunedKeyCache::bytes() const {
-  const int64_t full = base_->bytes();
   const int64_t n = base_->next_position();
   if (n == 0) return 0;
-  const auto& k = base_->keys(0);
-  const int64_t element_bytes = k.size(0) * static_cast<int64_t>(k.element_size());  // per channel per token, all batch rows
-  return full - std::min(pruned_end_, n) * dropped_per_token_ * element_bytes;
+  return base_->bytes() - std::min(pruned_end_, n) * dropped_per_token_ * channel_bytes_;
 }
 
 void PrunedKeyCache::reset() {

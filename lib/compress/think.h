@@ -7,6 +7,7 @@
 // ThinK's "0.5" key pruning stores 0.75 of the KV bytes.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -37,11 +38,19 @@ std::vector<torch::Tensor> think_channels(const FullCache& cache, const std::vec
 std::vector<torch::Tensor> think_pair_channels(const std::vector<torch::Tensor>& key_features,
                                                const std::vector<torch::Tensor>& window_q, double prune);
 
-// A full cache whose keys of tokens [0, pruned_end) keep only the chosen channels (the others
+// A cache whose stored keys of tokens [0, pruned_end) keep only the chosen channels (the others
 // are zeroed in place: q . k over the kept channels, as a compacted store computes it).
+// channels: per layer bool [Hkv, D]. bytes() = the base's bytes minus the dropped channels.
 class PrunedKeyCache : public KVCache {
  public:
+  // A writable view [B, Hkv, T, D] of the base's stored keys of a layer (after RoPE for a full
+  // cache; before RoPE for EchoKV's global key layers, where channels must keep RoPE pairs).
+  using KeyStore = std::function<torch::Tensor(KVCache& base, int layer)>;
+  PrunedKeyCache(std::unique_ptr<KVCache> base, const KeyStore& keys, int64_t pruned_end,
+                 std::vector<torch::Tensor> channels);
+  // A full cache's keys (ThinK).
   PrunedKeyCache(std::unique_ptr<FullCache> base, int64_t pruned_end, std::vector<torch::Tensor> channels);
+  KVCache& inner() { return *base_; }
 
   int64_t next_position() const override { return base_->next_position(); }
   void append(int layer, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& positions) override {
@@ -52,13 +61,14 @@ class PrunedKeyCache : public KVCache {
   }
   void advance(int64_t tokens) override { base_->advance(tokens); }
   int64_t bytes() const override;
-  int64_t full_bytes() const override { return base_->bytes(); }
+  int64_t full_bytes() const override { return base_->full_bytes(); }
   void reset() override;
 
  private:
-  std::unique_ptr<FullCache> base_;
+  std::unique_ptr<KVCache> base_;
   int64_t pruned_end_;
   int64_t dropped_per_token_ = 0;  // key channels dropped per pruned token, summed over layers and heads
+  int64_t channel_bytes_ = 0;      // bytes of one key channel of one token, all batch rows
 };
 
 }  // namespace echokv

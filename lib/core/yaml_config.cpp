@@ -1,5 +1,7 @@
 #include "core/yaml_config.h"
 
+#include <filesystem>
+
 #include "core/files.h"
 
 namespace echokv {
@@ -20,6 +22,39 @@ ConfigNode::ConfigNode(YAML::Node node, std::string file, std::string path)
     : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)) {}
 
 bool ConfigNode::has(const std::string& key) const { return node_[key] && !node_[key].IsNull(); }
+
+std::string ConfigNode::resolve(const std::string& value, const YAML::Node& node) const {
+  namespace fs = std::filesystem;
+  if (value.empty() || fs::path(value).is_absolute()) return value;
+  const fs::path base = node.Tag() == "!cwd" ? fs::path() : fs::path(file_).parent_path();
+  const std::string out = (base / value).lexically_normal().string();
+  return out.empty() ? "." : out;
+}
+
+void ConfigNode::tag_working_directory_values(YAML::Node node) {
+  if (node.IsSequence() || node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) tag_working_directory_values(node.IsMap() ? it->second : *it);
+    return;
+  }
+  if (!node.IsScalar()) return;
+  double number;
+  bool flag;
+  if (YAML::convert<double>::decode(node, number) || YAML::convert<bool>::decode(node, flag)) return;
+  node.SetTag("!cwd");
+}
+
+std::string ConfigNode::get_path(const std::string& key, const std::string& fallback) {
+  if (!has(key)) return get<std::string>(key, fallback);
+  return resolve(get<std::string>(key, fallback), node_[key]);
+}
+
+std::string ConfigNode::require_path(const std::string& key) { return resolve(require<std::string>(key), node_[key]); }
+
+std::vector<std::string> ConfigNode::path_list(const std::string& key) {
+  auto values = get<std::vector<std::string>>(key, {});
+  for (size_t i = 0; i < values.size(); ++i) values[i] = resolve(values[i], node_[key][i]);
+  return values;
+}
 
 ConfigNode ConfigNode::child(const std::string& key) {
   mark(key);

@@ -1,5 +1,7 @@
 // Strict YAML config reading: every key must be known, every error names the file, the key
-// path and what was expected.
+// path and what was expected. Paths in a config (get_path / require_path / path_list) resolve
+// relative to the config file's folder, so a config runs from any working directory; a value
+// tagged !cwd (what command-line overrides set) resolves against the working directory.
 #pragma once
 #include <map>
 #include <memory>
@@ -31,6 +33,14 @@ class ConfigNode {
     if (!node_[key] || node_[key].IsNull()) fail(file_, "missing required key '" + where(key) + "'");
     return convert<T>(key);
   }
+  // A path: relative values joined to the config file's folder (or the working directory for
+  // !cwd values), lexically normalised; absolute ones as they are; the fallback as it is.
+  std::string get_path(const std::string& key, const std::string& fallback);
+  std::string require_path(const std::string& key);
+  std::vector<std::string> path_list(const std::string& key);  // optional list of paths ([] if absent)
+  // Tags every string scalar in `node` !cwd: values typed on a command line, whose relative
+  // paths mean the working directory.
+  static void tag_working_directory_values(YAML::Node node);
   ConfigNode child(const std::string& key);          // a required mapping
   std::vector<ConfigNode> list(const std::string& key);  // a required sequence of mappings
   std::map<std::string, double> number_map(const std::string& key);
@@ -47,6 +57,7 @@ class ConfigNode {
 
  private:
   void mark(const std::string& key) { used_.insert(key); }
+  std::string resolve(const std::string& value, const YAML::Node& node) const;
   template <typename T>
   T convert(const std::string& key) {
     try {

@@ -1,5 +1,7 @@
 #include "echo/echo_cache.h"
 
+#include "cache/growable.h"
+
 #include <algorithm>
 #include <limits>
 
@@ -28,12 +30,9 @@ EchoCache::EchoCache(const ModelConfig& config, std::shared_ptr<const Rope> rope
       options_(options),
       opts_(torch::TensorOptions().dtype(dtype).device(device)) {
   const auto& shape = reconstructor_->plan().shape;
-  if (shape.num_layers != config.num_hidden_layers || shape.num_kv_heads != config.num_key_value_heads ||
-      shape.head_dim != config.head_dim)
-    throw Error("EchoCache: the reconstructors' plan is for " + std::to_string(shape.num_layers) + " layers x " +
-                std::to_string(shape.num_kv_heads) + " KV heads x " + std::to_string(shape.head_dim) +
-                ", the model has " + std::to_string(config.num_hidden_layers) + " x " +
-                std::to_string(config.num_key_value_heads) + " x " + std::to_string(config.head_dim));
+  if (shape != PlanShape::of(config))
+    throw Error("EchoCache: the reconstructors' plan is for " + shape.text() + ", the model has " +
+                PlanShape::of(config).text());
   if (options_.sink_tokens < 0 || options_.recent_tokens < 0 || options_.chunk_tokens <= 0)
     throw Error("EchoCache: sink and recent must be >= 0 and chunk > 0");
   const int64_t F = config.kv_dim();
@@ -63,20 +62,11 @@ EchoCache::EchoCache(const ModelConfig& config, std::shared_ptr<const Rope> rope
   }
 }
 
-torch::Tensor EchoCache::grow_to(const torch::Tensor& buffer, int64_t used, int64_t needed) {
-  if (needed <= buffer.size(1)) return buffer;
-  int64_t cap = std::max<int64_t>(1, buffer.size(1));
-  while (cap < needed) cap *= 2;
-  auto bigger = torch::empty({buffer.size(0), cap, buffer.size(2)}, buffer.options());
-  bigger.narrow(1, 0, used).copy_(buffer.narrow(1, 0, used));
-  return bigger;
-}
-
 void EchoCache::append_kind(int layer, KVKind kind, const torch::Tensor& x, int64_t first_position) {
   Store& s = store(layer, kind);
   const int64_t T = x.size(1);
   if (s.global) {
-    s.full = grow_to(s.full, s.full_len, s.full_len + T);
+    s.full = grown_along(s.full, 1, s.full_len, s.full_len + T);
     s.full.narrow(1, s.full_len, T).copy_(x);
     s.full_len += T;
     return;
@@ -95,7 +85,7 @@ void EchoCache::compress_overflow(int layer, KVKind kind) {
   const int64_t overflow = s.recent.size(1) - options_.recent_tokens;
   if (overflow <= 0) return;
   auto leaving = s.recent.narrow(1, 0, overflow).index_select(2, reconstructor_->kept_index(layer, kind));
-  s.kept = grow_to(s.kept, s.kept_len, s.kept_len + overflow);
+  s.kept = grown_along(s.kept, 1, s.kept_len, s.kept_len + overflow);
   s.kept.narrow(1, s.kept_len, overflow).copy_(leaving);
   s.kept_len += overflow;
   s.recent = s.recent.narrow(1, overflow, s.recent.size(1) - overflow).clone();
@@ -177,16 +167,6 @@ void EchoCache::for_each_block(int layer, const std::function<void(const KVBlock
     } else {
       block.v = to_heads(features(layer, KVKind::Value, a, b), heads);
     }
-    if (!token_keep_.empty()) {  // echo x kvzip: evicted context tokens leave attention
-      const auto& keep = token_keep_[static_cast<size_t>(layer)];
-      const int64_t lo = std::max(a, keep_begin_), hi = std::min(b, keep_begin_ + keep.size(0));
-      if (lo < hi) {
-        auto bias = torch::zeros({b - a}, torch::kFloat32);
-        bias.narrow(0, lo - a, hi - lo).masked_fill_(keep.narrow(0, lo - keep_begin_, hi - lo).logical_not(),
-                                                    -std::numeric_limits<float>::infinity());
-        block.bias = bias.to(opts_.device()).view({1, 1, 1, b - a});
-      }
-    }
     block.is_only = ranges.size() == 1;
     visit(block);
   }
@@ -208,70 +188,28 @@ int64_t EchoCache::bytes() const {
     if (s.global) n += s.full_len * s.full.size(2);
     else n += (s.sink.size(1) + s.recent.size(1)) * s.sink.size(2) + s.kept_len * s.kept.size(2);
   }
-  n -= pruned_channels_ * std::min(pruned_upto_, committed_) + evicted_elements();
   return n * batch_ * elem;
 }
 
-void EchoCache::prune_key_channels(const std::vector<torch::Tensor>& keep, int64_t upto) {
-  if (static_cast<int64_t>(keep.size()) != config_.num_hidden_layers || upto < 0 || upto > committed_)
-    throw Error("EchoCache::prune_key_channels: one mask per layer and a range inside the cache");
-  const int64_t heads = config_.num_key_value_heads, D = config_.head_dim;
-  pruned_channels_ = 0;
-  for (int l = 0; l < config_.num_hidden_layers; ++l) {
-    Store& s = store(l, KVKind::Key);
-    if (!s.global) throw Error("EchoCache: key channel pruning needs every key layer global (a values-only plan)");
-    auto m = keep[static_cast<size_t>(l)].to(torch::kCPU, torch::kBool);
-    if (m.sizes() != torch::IntArrayRef({heads, D}) || !m.narrow(1, 0, D / 2).equal(m.narrow(1, D / 2, D / 2)))
-      throw Error("EchoCache: key channel mask must be [Hkv, D] and keep RoPE pairs together");
-    auto drop = m.logical_not().reshape({1, 1, heads * D}).to(opts_.device());
-    if (upto > 0) s.full.narrow(1, 0, upto).masked_fill_(drop, 0);
-    pruned_channels_ += drop.sum().item<int64_t>();
-  }
-  pruned_upto_ = upto;
-}
-
-torch::Tensor EchoCache::global_key_features(int layer) const {
-  const Store& s = store(layer, KVKind::Key);
-  if (!s.global) throw Error("EchoCache: key layer " + std::to_string(layer) + " is not global");
+torch::Tensor EchoCache::global_features(int layer, KVKind kind) {
+  Store& s = store(layer, kind);
+  if (!s.global)
+    throw Error("EchoCache: " + std::string(kind == KVKind::Key ? "key" : "value") + " layer " + std::to_string(layer) +
+                " is compressed, not global");
   return s.full.narrow(1, 0, s.full_len);
 }
 
-void EchoCache::set_token_keep(int64_t begin, std::vector<torch::Tensor> keep) {
-  if (static_cast<int64_t>(keep.size()) != config_.num_hidden_layers) throw Error("EchoCache::set_token_keep: one mask per layer");
-  for (auto& k : keep) {
-    k = k.to(torch::kCPU, torch::kBool).reshape({-1});
-    if (begin < 0 || begin + k.size(0) > committed_) throw Error("EchoCache::set_token_keep: mask outside the cached tokens");
-  }
-  keep_begin_ = begin;
-  token_keep_ = std::move(keep);
-}
-
-int64_t EchoCache::evicted_elements() const {
-  if (token_keep_.empty()) return 0;
-  const int64_t n_ctx = token_keep_[0].size(0), F = config_.kv_dim();
-  int64_t out = 0;
-  for (int l = 0; l < config_.num_hidden_layers; ++l)
-    for (KVKind kind : {KVKind::Key, KVKind::Value}) {
-      const Store& s = store(l, kind);
-      auto needed = token_keep_[static_cast<size_t>(l)].clone();  // readers of this store keep the token
-      if (s.global)
-        for (int m = 0; m < config_.num_hidden_layers; ++m) {
-          const auto& src = reconstructor_->plan().at(m, kind);
-          if (m != l && reconstructor_->compressed(m, kind) && std::find(src.sources.begin(), src.sources.end(), l) != src.sources.end())
-            needed |= token_keep_[static_cast<size_t>(m)];
-        }
-      auto dropped = needed.logical_not();
-      if (s.global) {
-        out += dropped.sum().item<int64_t>() * F;
-        continue;
-      }
-      // Compressed store: sink and recent tokens hold F features, the middle the kept ones.
-      const int64_t n = layer_length_[l], sink = s.sink.size(1), recent_start = n - s.recent.size(1);
-      auto pos = torch::arange(keep_begin_, keep_begin_ + n_ctx, torch::kInt64);
-      auto whole = (pos < sink) | (pos >= recent_start);
-      out += (dropped & whole).sum().item<int64_t>() * F + (dropped & whole.logical_not()).sum().item<int64_t>() * s.kept.size(2);
-    }
-  return out;
+torch::Tensor EchoCache::stored_bytes(int layer, KVKind kind, int64_t begin, int64_t n) const {
+  const Store& s = store(layer, kind);
+  const int64_t len = layer_length_[layer];
+  if (begin < 0 || n < 0 || begin + n > len) throw Error("EchoCache::stored_bytes: tokens outside the cache");
+  const int64_t row = batch_ * torch::elementSize(c10::typeMetaToScalarType(opts_.dtype()));
+  const int64_t F = config_.kv_dim();
+  if (s.global) return torch::full({n}, F * row, torch::kInt64);
+  // Sink and recent tokens hold every feature, the middle only the plan's kept ones.
+  auto pos = torch::arange(begin, begin + n, torch::kInt64);
+  auto whole = (pos < s.sink.size(1)) | (pos >= len - s.recent.size(1));
+  return torch::where(whole, torch::full({n}, F * row, torch::kInt64), torch::full({n}, s.kept.size(2) * row, torch::kInt64));
 }
 
 int64_t EchoCache::full_bytes() const {
@@ -283,8 +221,6 @@ int64_t EchoCache::full_bytes() const {
 
 void EchoCache::reset() {
   committed_ = 0;
-  pruned_upto_ = pruned_channels_ = 0;
-  token_keep_.clear();
   std::fill(layer_length_.begin(), layer_length_.end(), 0);
   for (auto& s : stores_) {
     s.full_len = 0;

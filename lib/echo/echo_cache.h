@@ -44,18 +44,13 @@ class EchoCache : public KVCache {
   int64_t full_bytes() const override;
   void reset() override;
 
-  // EchoKV-Hybrid: drops key channels of tokens [0, upto) in every key layer (all must be
-  // global, i.e. a values-only plan). keep: per layer bool [Hkv, D]; both members of each RoPE
-  // pair (i, i + D/2) must agree, so zeroing before RoPE equals zeroing after it.
-  void prune_key_channels(const std::vector<torch::Tensor>& keep, int64_t upto);
-  // Pre-RoPE key features [B, n, Hkv*D] of a global key layer.
-  torch::Tensor global_key_features(int layer) const;
-  // EchoKV x KVzip: keep: per layer bool [n] over tokens [begin, begin + n). Evicted tokens
-  // leave that layer's attention; bytes() drops a token's stored features from a store once
-  // no layer that reads them (the layer itself, and for a global store every layer rebuilt
-  // from it) keeps the token. The features stay in memory (retain mode); bytes() counts what
-  // a compacted store holds.
-  void set_token_keep(int64_t begin, std::vector<torch::Tensor> keep);
+  // What combinations (lib/methods: hybrid, echo_kvzip) read to wrap this cache:
+  // a global store's features [B, n, Hkv*D] (keys before RoPE), a writable view of the storage;
+  torch::Tensor global_features(int layer, KVKind kind);
+  // the bytes (all batch rows) stored now for each token at positions begin .. begin + n of
+  // (layer, kind): [n] int64 on CPU (all features, or the plan's kept ones in the middle);
+  torch::Tensor stored_bytes(int layer, KVKind kind, int64_t begin, int64_t n) const;
+  const Reconstructor& reconstructor() const { return *reconstructor_; }
 
   // Wall time spent rebuilding dropped features so far (for benchmarks: where time goes).
   double rebuild_seconds() const { return rebuild_seconds_; }
@@ -82,7 +77,6 @@ class EchoCache : public KVCache {
   // The reconstructor's input [B, len, in] for compressed-middle tokens [a, b).
   torch::Tensor reconstructor_input(int layer, KVKind kind, int64_t a, int64_t b) const;
   bool in_middle(int layer, KVKind kind, int64_t a, int64_t b) const;
-  static torch::Tensor grow_to(const torch::Tensor& buffer, int64_t used, int64_t needed);
 
   ModelConfig config_;
   std::shared_ptr<const Rope> rope_;
@@ -96,10 +90,6 @@ class EchoCache : public KVCache {
   std::vector<int64_t> layer_length_;
   int64_t committed_ = 0;
   mutable double rebuild_seconds_ = 0;
-  int64_t pruned_upto_ = 0, pruned_channels_ = 0;  // hybrid: key channels dropped per pruned token (all layers)
-  int64_t keep_begin_ = 0;
-  std::vector<torch::Tensor> token_keep_;           // echo x kvzip: per layer bool [n] (CPU)
-  int64_t evicted_elements() const;
 };
 
 }  // namespace echokv

@@ -6,8 +6,18 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "model/config.h"
 
 namespace echokv {
+
+PlanShape PlanShape::of(const ModelConfig& model) {
+  return PlanShape{model.num_hidden_layers, model.num_key_value_heads, model.head_dim};
+}
+
+std::string PlanShape::text() const {
+  return std::to_string(num_layers) + " layers x " + std::to_string(num_kv_heads) + " KV heads x " +
+         std::to_string(head_dim);
+}
 
 namespace {
 constexpr const char* kFormat = "echokv-head-plan/1";

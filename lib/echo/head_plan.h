@@ -44,11 +44,19 @@ struct LayerKindPlan {
   std::vector<FeatureRange> dropped(int64_t features) const;
 };
 
+struct ModelConfig;
+
 struct PlanShape {
   int64_t num_layers = 0;
   int64_t num_kv_heads = 0;
   int64_t head_dim = 0;
   int64_t features() const { return num_kv_heads * head_dim; }
+  static PlanShape of(const ModelConfig& model);  // the model's layers x KV heads x head dim
+  bool operator==(const PlanShape& o) const {
+    return num_layers == o.num_layers && num_kv_heads == o.num_kv_heads && head_dim == o.head_dim;
+  }
+  bool operator!=(const PlanShape& o) const { return !(*this == o); }
+  std::string text() const;  // "8 layers x 3 KV heads x 32"
 };
 
 struct HeadPlan {

@@ -113,7 +113,8 @@ void apply_overrides(YAML::Node& root, const std::string& path, const EvalOverri
     const auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw Error("--set " + kv + ": expected key=value (a.b.c=value from the config's root)");
     const std::string key = kv.substr(0, eq);
-    const YAML::Node value = parse_value(kv.substr(eq + 1), "--set " + kv);
+    YAML::Node value = parse_value(kv.substr(eq + 1), "--set " + kv);
+    ConfigNode::tag_working_directory_values(value);  // a relative path on the command line means the working directory
     std::vector<std::string> parts;
     for (size_t a = 0, b; a <= key.size(); a = b + 1) {
       b = key.find('.', a);
@@ -154,8 +155,8 @@ EvalConfig EvalConfig::load(const std::string& path, const EvalOverrides& overri
   }
   c.fraction = root.get<double>("fraction", c.fraction);
   if (!(c.fraction > 0 && c.fraction <= 1)) fail(path, "fraction must be in (0, 1]");
-  c.model = root.require<std::string>("model");
-  c.out_dir = root.require<std::string>("out_dir");
+  c.model = root.require_path("model");
+  c.out_dir = root.require_path("out_dir");
   c.device = root.get<std::string>("device", c.device);
   c.dtype = root.get<std::string>("dtype", c.dtype);
   c.threads = root.get<int>("threads", c.threads);
@@ -179,12 +180,12 @@ EvalConfig EvalConfig::load(const std::string& path, const EvalOverrides& overri
   if (root.has("ruler")) {
     auto r = root.child("ruler");
     RulerEvalConfig rc;
-    rc.data_dir = r.require<std::string>("data_dir");
+    rc.data_dir = r.require_path("data_dir");
     rc.tasks = r.get<std::vector<std::string>>("tasks", {});
     rc.lengths = r.require<std::vector<int64_t>>("lengths");
     rc.samples = r.get<int64_t>("samples", rc.samples);
-    rc.squad_path = r.get<std::string>("squad_path", "");
-    rc.hotpotqa_path = r.get<std::string>("hotpotqa_path", "");
+    rc.squad_path = r.get_path("squad_path", "");
+    rc.hotpotqa_path = r.get_path("hotpotqa_path", "");
     rc.model_template = r.get<std::string>("template", rc.model_template);
     const std::string order = r.get<std::string>("document_order", "shared");
     if (order != "shared" && order != "per_sample")
@@ -199,7 +200,7 @@ EvalConfig EvalConfig::load(const std::string& path, const EvalOverrides& overri
     NiahConfig nc;
     nc.setup = n.get<std::string>("setup", nc.setup);
     nc.metric = n.get<std::string>("metric", nc.metric);
-    nc.haystack_path = n.require<std::string>("haystack");
+    nc.haystack_path = n.require_path("haystack");
     nc.lengths = n.require<std::vector<int64_t>>("lengths");
     nc.depths = n.require<std::vector<double>>("depths");
     nc.samples_per_cell = n.get<int64_t>("samples_per_cell", nc.samples_per_cell);
@@ -209,7 +210,7 @@ EvalConfig EvalConfig::load(const std::string& path, const EvalOverrides& overri
     nc.answer_prefix = n.get<std::string>("answer_prefix", nc.answer_prefix);
     nc.system = n.get<std::string>("system", nc.system);
     nc.ruler_template = n.get<std::string>("ruler_template", nc.ruler_template);
-    nc.ruler_templates_path = n.get<std::string>("ruler_templates", nc.ruler_templates_path);
+    nc.ruler_templates_path = n.get_path("ruler_templates", nc.ruler_templates_path);
     nc.answer_keywords = n.get<std::vector<std::string>>("answer_keywords", {});
     nc.tokens_to_generate = n.get<int64_t>("tokens_to_generate", nc.tokens_to_generate);
     try {
@@ -223,8 +224,8 @@ EvalConfig EvalConfig::load(const std::string& path, const EvalOverrides& overri
   if (root.has("longbench")) {
     auto l = root.child("longbench");
     LongBenchEvalConfig lc;
-    lc.data_dir = l.require<std::string>("data_dir");
-    lc.config_dir = l.require<std::string>("config_dir");
+    lc.data_dir = l.require_path("data_dir");
+    lc.config_dir = l.require_path("config_dir");
     lc.datasets = l.require<std::vector<std::string>>("datasets");
     lc.max_length = l.get<int64_t>("max_length", lc.max_length);
     lc.model_name = l.get<std::string>("model_name", lc.model_name);
@@ -240,7 +241,7 @@ EvalConfig EvalConfig::load(const std::string& path, const EvalOverrides& overri
     auto f = root.child("fidelity");
     FidelityEvalConfig fc;
     fc.source = f.get<std::string>("source", fc.source);
-    fc.path = f.require<std::string>("path");
+    fc.path = f.require_path("path");
     fc.tensor = f.get<std::string>("tensor", fc.tensor);
     fc.sequences = f.get<int64_t>("sequences", fc.sequences);
     fc.seq_len = f.get<int64_t>("seq_len", fc.seq_len);

@@ -255,21 +255,47 @@ nlohmann::json score_evaluation(const EvalConfig& c) {
   return out;
 }
 
-void write_eval_report(const EvalConfig& c) {
-  const auto metrics = score_evaluation(c);
-  write_text_atomic(join_path(c.out_dir, "metrics.json"), metrics.dump(2) + "\n");
-  std::ostringstream md;
-  md << "# Evaluation: " << c.model << "\n\n";
-  md << "Config: `" << c.source << "`. Command: `echokv-eval --config " << c.source << "`.\n";
-  md << "Scores: RULER string_match (x100), NIAH by its setup's metric (x100, named in its section), LongBench "
-        "official metrics; fidelity against the full cache on the same tokens. Intervals: 95 % percentile bootstrap.\n\n";
-  // Bytes: after the prompt (the compressed state every method is compared at) and at the
-  // end of each sample (after the answer / the scored continuation).
-  auto ratio_of = [&](const nlohmann::json& mj) -> std::optional<double> {
-    if (mj.contains("prompt_bytes_ratio")) return mj["prompt_bytes_ratio"].get<double>();
-    if (mj.contains("bytes_ratio")) return mj["bytes_ratio"].get<double>();
-    return std::nullopt;
-  };
+namespace {
+
+// Bytes: after the prompt (the compressed state every method is compared at), else at the
+// end of each sample (after the answer / the scored continuation).
+std::optional<double> prompt_ratio_of(const nlohmann::json& mj) {
+  if (mj.contains("prompt_bytes_ratio")) return mj["prompt_bytes_ratio"].get<double>();
+  if (mj.contains("bytes_ratio")) return mj["bytes_ratio"].get<double>();
+  return std::nullopt;
+}
+
+// Score-vs-ratio series: chart -> method family -> points at each method's measured ratio.
+class RatioCurves {
+ public:
+  explicit RatioCurves(const nlohmann::json& metrics) : metrics_(metrics) {}
+  void add_point(const std::string& chart, const EvalMethod& m, double y) {
+    const auto ratio = prompt_ratio_of(metrics_["methods"][m.name]);
+    if (!ratio) return;
+    // One line per method family: the name without its numeric parts ("kvzip-head-0.5" ->
+    // "kvzip-head"), so variants of one cache kind get their own lines.
+    std::string family;
+    for (const auto& part : py::split_on(m.name, "-")) {
+      char* end = nullptr;
+      std::strtod(part.c_str(), &end);
+      if (!part.empty() && end == part.c_str() + part.size()) continue;
+      family += (family.empty() ? "" : "-") + part;
+    }
+    if (family.empty()) family = m.cache;
+    auto& s = curves_[chart][family];
+    s.name = family;
+    s.x.push_back(*ratio);
+    s.y.push_back(y);
+  }
+  const std::map<std::string, std::map<std::string, svg::LineSeries>>& charts() const { return curves_; }
+
+ private:
+  const nlohmann::json& metrics_;
+  std::map<std::string, std::map<std::string, svg::LineSeries>> curves_;
+};
+
+void write_summary_section(std::ostream& md, const EvalConfig& c, const nlohmann::json& metrics) {
+  const auto ratio_of = prompt_ratio_of;
   bool any_kept = false;
   for (const auto& m : c.methods) any_kept = any_kept || metrics["methods"][m.name].contains("context_pairs_kept");
   if (any_kept)
@@ -324,221 +350,227 @@ void write_eval_report(const EvalConfig& c) {
       for (const auto& [note, count] : mj["size_notes"].items())
         md << "`" << m.name << "`: the requested ratio was not met on " << count.get<int64_t>() << " samples: " << note << ".\n\n";
   }
-  // score-vs-ratio series: one per cache kind, points at each method's measured ratio
-  std::map<std::string, std::map<std::string, svg::LineSeries>> curves;  // chart -> kind -> series
-  auto add_point = [&](const std::string& chart, const EvalMethod& m, double y) {
-    const auto ratio = ratio_of(metrics["methods"][m.name]);
-    if (!ratio) return;
-    // One line per method family: the name without its numeric parts ("kvzip-head-0.5" ->
-    // "kvzip-head"), so variants of one cache kind get their own lines.
-    std::string family;
-    for (const auto& part : py::split_on(m.name, "-")) {
-      char* end = nullptr;
-      std::strtod(part.c_str(), &end);
-      if (!part.empty() && end == part.c_str() + part.size()) continue;
-      family += (family.empty() ? "" : "-") + part;
-    }
-    if (family.empty()) family = m.cache;
-    auto& s = curves[chart][family];
-    s.name = family;
-    s.x.push_back(*ratio);
-    s.y.push_back(y);
-  };
-  if (c.ruler) {
-    std::set<std::string> tasks;
-    for (const auto& m : c.methods)
-      if (metrics["methods"][m.name].contains("ruler"))
-        for (const auto& [t, _] : metrics["methods"][m.name]["ruler"]["scores"].items()) tasks.insert(t);
-    for (int64_t len : c.ruler->lengths) {
-      const std::string L = std::to_string(len);
-      md << "## RULER at " << len << " tokens\n\n| method |";
-      for (const auto& t : tasks) md << " " << t << " |";
-      md << " average |\n|---|";
-      for (size_t i = 0; i <= tasks.size(); ++i) md << "---|";
-      md << "\n";
-      for (const auto& m : c.methods) {
-        const auto& r = metrics["methods"][m.name]["ruler"];
-        md << "| " << m.name << " |";
-        for (const auto& t : tasks) {
-          const bool has = r.contains("scores") && r["scores"].contains(t) && r["scores"][t].contains(L);
-          std::string cell = has ? fmt(r["scores"][t][L].get<double>()) : "-";
-          if (has && r.contains("ci") && r["ci"][t].contains(L)) {
-            const auto& ci = r["ci"][t][L];
-            cell += interval_text(ci, 1) + " (n=" + std::to_string(ci["n"].get<int64_t>()) + ")";
-          }
-          md << " " << cell << " |";
-        }
-        const bool has_avg = r.contains("average") && r["average"].contains(L);
-        std::string avg = has_avg ? fmt(r["average"][L].get<double>()) : "-";
-        if (has_avg && r.contains("average_ci") && r["average_ci"].contains(L)) avg += interval_text(r["average_ci"][L], 1);
-        md << " " << avg << " |\n";
-        if (has_avg) add_point("RULER average at " + L, m, r["average"][L].get<double>());
-      }
-      md << "\nCells: score [95 % CI] (percentile bootstrap over the cell's samples; the average's resamples within each "
-            "task), n samples per cell (RULER's own runs use 500 per task; a small n gives a wide interval, cells with n=1 "
-            "carry none, and a cell whose samples all agree shows a zero-width interval that says nothing about the next "
-            "sample).\n\n";
-      // Paired differences against the first method, on the (task, sample) pairs both ran.
-      const std::string& ref = c.methods.front().name;
-      const auto ref_scores = ruler_sample_scores(records_of(c, ref, "ruler"));
-      if (c.methods.size() > 1 && ref_scores.count(L)) {
-        md << "Paired difference of the average from `" << ref << "` at " << len << " (per task the mean difference over "
-           "the samples both ran, averaged over tasks; 95 % CI by a paired bootstrap within tasks; * = the interval excludes "
-           "0, otherwise a tie):\n\n| method | difference | pairs |\n|---|---|---|\n";
-        for (size_t i = 1; i < c.methods.size(); ++i) {
-          const auto other = ruler_sample_scores(records_of(c, c.methods[i].name, "ruler"));
-          if (!other.count(L)) continue;
-          const auto d = ruler_paired_average(other.at(L), ref_scores.at(L));
-          md << "| " << c.methods[i].name << " | " << d.text(1) << (d.excludes_zero() ? " *" : "") << " | " << d.n << " |\n";
-        }
-        md << "\n";
-      }
-      for (const auto& m : c.methods) {
-        const auto& r = metrics["methods"][m.name]["ruler"];
-        if (r.contains("errors"))
-          md << "`" << m.name << "`: " << r["errors"].get<int64_t>() << " RULER samples could not run (their records hold the error); "
-             << "they are left out of its scores.\n\n";
-      }
-    }
-  }
-  if (c.niah) {
-    md << "## Needle in a haystack\n\nSetup: `" << c.niah->setup << "`, scored by " << niah_metric_name(c.niah->metric)
-       << " (x100); " << c.niah->samples_per_cell << " sample(s) per (length, depth) cell, "
-       << c.niah->lengths.size() * c.niah->depths.size() << " cells.\n\n| method | average [95 % CI] (n) | difference from `"
-       << c.methods.front().name << "` (paired) |\n|---|---|---|\n";
-    const auto niah_ref = niah_sample_scores(records_of(c, c.methods.front().name, "niah"));
-    std::vector<svg::HeatmapPanel> panels;
-    for (const auto& m : c.methods) {
-      const auto& n = metrics["methods"][m.name]["niah"];
-      if (!n.contains("average")) continue;
-      const stats::MeanCI ci = stats::MeanCI::from_json(n["ci"]);
-      std::string diff = "-";
-      if (m.name != c.methods.front().name) {
-        const auto d = paired_on_shared_keys(niah_sample_scores(records_of(c, m.name, "niah")), niah_ref);
-        diff = d.text(1) + (d.excludes_zero() ? " *" : "");
-      }
-      md << "| " << m.name << " | " << ci.text(2) << " | " << diff << " |\n";
-      if (&m == &c.methods.back()) md << "\n(* = the paired bootstrap interval excludes 0; otherwise the two are tied on this grid.)\n";
-      if (n.contains("errors")) md << "| (" << m.name << ": " << n["errors"].get<int64_t>() << " samples could not run) | | |\n";
-      add_point("NIAH average", m, n["average"].get<double>());
-      svg::HeatmapPanel p;
-      p.title = m.name + " (avg " + fmt(n["average"].get<double>(), 1) + ")";
-      for (double d : c.niah->depths) {
-        char key[32];
-        std::snprintf(key, sizeof(key), "%g", d);
-        p.row_labels.push_back(std::string(key) + "%");
-        std::vector<double> row;
-        for (int64_t len : c.niah->lengths) {
-          const std::string L = std::to_string(len);
-          row.push_back(n["grid"].contains(L) && n["grid"][L].contains(key) ? n["grid"][L][key].get<double>() : NAN);
-        }
-        p.values.push_back(row);
-      }
-      for (int64_t len : c.niah->lengths) p.col_labels.push_back(std::to_string(len));
-      panels.push_back(p);
-    }
-    if (!panels.empty()) {
-      svg::HeatmapOptions o;
-      o.title = "Needle in a haystack: score by depth and context length";
-      o.x_label = "context length (tokens)";
-      o.y_label = "needle depth";
-      o.scale_label = "score (x100), mean of the cell's samples";
-      o.vmin = 0;
-      o.vmax = 100;
-      o.columns = 3;
-      o.cell = 36;
-      write_text_atomic(join_path(c.out_dir, "niah.svg"), svg::heatmaps(panels, o));
-      md << "\n![NIAH heat maps](niah.svg)\n";
-    }
-    md << "\n";
-  }
-  if (c.longbench) {
-    md << "## LongBench\n\n";
-    const std::string settings_path = join_path(c.out_dir, "longbench-settings.json");
-    if (file_exists(settings_path)) {
-      const auto st = nlohmann::json::parse(read_text_file(settings_path));
-      md << "Prompt budget " << st["max_length"].get<int64_t>() << " tokens (" << st["max_length_source"].get<std::string>()
-         << "); chat form: " << st["chat_form"].get<std::string>() << ". ";
-    }
-    md << "Predictions in LongBench's own layout (score with its eval.py): `longbench-official/pred/<method>/`.\n\n";
-    for (const auto& m : c.methods)
-      write_longbench_official(records_of(c, m.name, "longbench"), join_path(join_path(join_path(c.out_dir, "longbench-official"), "pred"), m.name));
-    md << "| method |";
-    for (const auto& d : c.longbench->datasets) md << " " << d << " |";
+}
+
+void write_ruler_section(std::ostream& md, const EvalConfig& c, const nlohmann::json& metrics, RatioCurves& curves) {
+  std::set<std::string> tasks;
+  for (const auto& m : c.methods)
+    if (metrics["methods"][m.name].contains("ruler"))
+      for (const auto& [t, _] : metrics["methods"][m.name]["ruler"]["scores"].items()) tasks.insert(t);
+  for (int64_t len : c.ruler->lengths) {
+    const std::string L = std::to_string(len);
+    md << "## RULER at " << len << " tokens\n\n| method |";
+    for (const auto& t : tasks) md << " " << t << " |";
     md << " average |\n|---|";
-    for (size_t i = 0; i <= c.longbench->datasets.size(); ++i) md << "---|";
+    for (size_t i = 0; i <= tasks.size(); ++i) md << "---|";
     md << "\n";
     for (const auto& m : c.methods) {
-      const auto& l = metrics["methods"][m.name]["longbench"];
+      const auto& r = metrics["methods"][m.name]["ruler"];
       md << "| " << m.name << " |";
-      for (const auto& d : c.longbench->datasets)
-        md << " " << (l.contains("scores") && l["scores"].contains(d) ? fmt(l["scores"][d].get<double>()) : "-") << " |";
-      md << " " << (l.contains("average") ? fmt(l["average"].get<double>()) : "-") << " |\n";
-      if (l.contains("average")) add_point("LongBench average", m, l["average"].get<double>());
-    }
-    md << "\n";
-  }
-  if (c.fidelity) {
-    md << "## Fidelity against the full cache\n\n| method | tokens | KL(full ‖ method) | top-1 agreement | ppl | ppl (full) |\n"
-          "|---|---|---|---|---|---|\n";
-    for (const auto& m : c.methods) {
-      const auto& f = metrics["methods"][m.name]["fidelity"];
-      if (f.is_null()) continue;
-      md << "| " << m.name << " | " << f["tokens"].get<int64_t>() << " | " << fmt(f["kl"].get<double>(), 5) << " | "
-         << fmt(100 * f["top1"].get<double>(), 2) << "% | " << fmt(f["ppl"].get<double>(), 3) << " | "
-         << fmt(f["ppl_full"].get<double>(), 3) << " |\n";
-      add_point("Top-1 agreement with the full cache (%)", m, 100 * f["top1"].get<double>());
-    }
-    md << "\n";
-  }
-  {
-    std::ostringstream cost;
-    for (const auto& m : c.methods) {
-      const auto& mj = metrics["methods"][m.name];
-      if (!mj.contains("cost")) continue;
-      const auto& k = mj["cost"];
-      const double prefill = k["prefill_seconds"].get<double>(), scoring = k["scoring_seconds"].get<double>();
-      cost << "| " << m.name << " | " << k["samples"].get<int64_t>() << " | " << fmt(prefill, 3) << " | " << fmt(scoring, 3)
-           << " | " << (prefill > 0 ? fmt(scoring / prefill, 2) : "-") << " | " << fmt(k["decode_seconds"].get<double>(), 3) << " |\n";
-    }
-    if (!cost.str().empty())
-      md << "## Cost per generation sample (mean seconds, this machine)\n\n"
-            "Scoring: the method's extra pass over the prompt (KVzip's context reconstruction, SnapKV / ThinK "
-            "selection, EchoKV x KVzip's full-cache scoring prefill).\n\n"
-            "| method | samples | prefill | scoring | scoring / prefill | decode |\n|---|---|---|---|---|---|\n"
-         << cost.str() << "\n";
-  }
-  if (!curves.empty()) {
-    md << "## Score vs stored-bytes ratio\n\n";
-    int index = 0;
-    for (const auto& [chart, kinds] : curves) {
-      std::vector<svg::LineSeries> series;
-      for (const auto& [_, s] : kinds) {  // points in order of the ratio
-        std::vector<size_t> order(s.x.size());
-        for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-        std::sort(order.begin(), order.end(), [&s = s](size_t a, size_t b) { return s.x[a] < s.x[b]; });
-        svg::LineSeries sorted = s;
-        for (size_t i = 0; i < order.size(); ++i) {
-          sorted.x[i] = s.x[order[i]];
-          sorted.y[i] = s.y[order[i]];
+      for (const auto& t : tasks) {
+        const bool has = r.contains("scores") && r["scores"].contains(t) && r["scores"][t].contains(L);
+        std::string cell = has ? fmt(r["scores"][t][L].get<double>()) : "-";
+        if (has && r.contains("ci") && r["ci"][t].contains(L)) {
+          const auto& ci = r["ci"][t][L];
+          cell += interval_text(ci, 1) + " (n=" + std::to_string(ci["n"].get<int64_t>()) + ")";
         }
-        series.push_back(sorted);
+        md << " " << cell << " |";
       }
-      svg::BarOptions o;
-      o.title = chart + " vs KV bytes ratio";
-      o.x_label = "stored bytes / full";
-      o.y_label = "score";
-      // Scores from 0; the axis starts at the lowest multiple of 10 below every point.
-      double lowest = 100;
-      for (const auto& sr : series)
-        for (double y : sr.y) lowest = std::min(lowest, y);
-      o.ymin = std::max(0.0, std::floor(lowest / 10.0) * 10.0 - 10.0);
-      o.ymax = 100;
-      const std::string file = "score-vs-ratio-" + std::to_string(index++) + ".svg";
-      write_text_atomic(join_path(c.out_dir, file), svg::lines(series, o, 0.0, 1.05));
-      md << "![" << chart << "](" << file << ")\n\n";
+      const bool has_avg = r.contains("average") && r["average"].contains(L);
+      std::string avg = has_avg ? fmt(r["average"][L].get<double>()) : "-";
+      if (has_avg && r.contains("average_ci") && r["average_ci"].contains(L)) avg += interval_text(r["average_ci"][L], 1);
+      md << " " << avg << " |\n";
+      if (has_avg) curves.add_point("RULER average at " + L, m, r["average"][L].get<double>());
+    }
+    md << "\nCells: score [95 % CI] (percentile bootstrap over the cell's samples; the average's resamples within each "
+          "task), n samples per cell (RULER's own runs use 500 per task; a small n gives a wide interval, cells with n=1 "
+          "carry none, and a cell whose samples all agree shows a zero-width interval that says nothing about the next "
+          "sample).\n\n";
+    // Paired differences against the first method, on the (task, sample) pairs both ran.
+    const std::string& ref = c.methods.front().name;
+    const auto ref_scores = ruler_sample_scores(records_of(c, ref, "ruler"));
+    if (c.methods.size() > 1 && ref_scores.count(L)) {
+      md << "Paired difference of the average from `" << ref << "` at " << len << " (per task the mean difference over "
+         "the samples both ran, averaged over tasks; 95 % CI by a paired bootstrap within tasks; * = the interval excludes "
+         "0, otherwise a tie):\n\n| method | difference | pairs |\n|---|---|---|\n";
+      for (size_t i = 1; i < c.methods.size(); ++i) {
+        const auto other = ruler_sample_scores(records_of(c, c.methods[i].name, "ruler"));
+        if (!other.count(L)) continue;
+        const auto d = ruler_paired_average(other.at(L), ref_scores.at(L));
+        md << "| " << c.methods[i].name << " | " << d.text(1) << (d.excludes_zero() ? " *" : "") << " | " << d.n << " |\n";
+      }
+      md << "\n";
+    }
+    for (const auto& m : c.methods) {
+      const auto& r = metrics["methods"][m.name]["ruler"];
+      if (r.contains("errors"))
+        md << "`" << m.name << "`: " << r["errors"].get<int64_t>() << " RULER samples could not run (their records hold the error); "
+           << "they are left out of its scores.\n\n";
     }
   }
+}
+
+void write_niah_section(std::ostream& md, const EvalConfig& c, const nlohmann::json& metrics, RatioCurves& curves) {
+  md << "## Needle in a haystack\n\nSetup: `" << c.niah->setup << "`, scored by " << niah_metric_name(c.niah->metric)
+     << " (x100); " << c.niah->samples_per_cell << " sample(s) per (length, depth) cell, "
+     << c.niah->lengths.size() * c.niah->depths.size() << " cells.\n\n| method | average [95 % CI] (n) | difference from `"
+     << c.methods.front().name << "` (paired) |\n|---|---|---|\n";
+  const auto niah_ref = niah_sample_scores(records_of(c, c.methods.front().name, "niah"));
+  std::vector<svg::HeatmapPanel> panels;
+  for (const auto& m : c.methods) {
+    const auto& n = metrics["methods"][m.name]["niah"];
+    if (!n.contains("average")) continue;
+    const stats::MeanCI ci = stats::MeanCI::from_json(n["ci"]);
+    std::string diff = "-";
+    if (m.name != c.methods.front().name) {
+      const auto d = paired_on_shared_keys(niah_sample_scores(records_of(c, m.name, "niah")), niah_ref);
+      diff = d.text(1) + (d.excludes_zero() ? " *" : "");
+    }
+    md << "| " << m.name << " | " << ci.text(2) << " | " << diff << " |\n";
+    if (&m == &c.methods.back()) md << "\n(* = the paired bootstrap interval excludes 0; otherwise the two are tied on this grid.)\n";
+    if (n.contains("errors")) md << "| (" << m.name << ": " << n["errors"].get<int64_t>() << " samples could not run) | | |\n";
+    curves.add_point("NIAH average", m, n["average"].get<double>());
+    svg::HeatmapPanel p;
+    p.title = m.name + " (avg " + fmt(n["average"].get<double>(), 1) + ")";
+    for (double d : c.niah->depths) {
+      char key[32];
+      std::snprintf(key, sizeof(key), "%g", d);
+      p.row_labels.push_back(std::string(key) + "%");
+      std::vector<double> row;
+      for (int64_t len : c.niah->lengths) {
+        const std::string L = std::to_string(len);
+        row.push_back(n["grid"].contains(L) && n["grid"][L].contains(key) ? n["grid"][L][key].get<double>() : NAN);
+      }
+      p.values.push_back(row);
+    }
+    for (int64_t len : c.niah->lengths) p.col_labels.push_back(std::to_string(len));
+    panels.push_back(p);
+  }
+  if (!panels.empty()) {
+    svg::HeatmapOptions o;
+    o.title = "Needle in a haystack: score by depth and context length";
+    o.x_label = "context length (tokens)";
+    o.y_label = "needle depth";
+    o.scale_label = "score (x100), mean of the cell's samples";
+    o.vmin = 0;
+    o.vmax = 100;
+    o.columns = 3;
+    o.cell = 36;
+    write_text_atomic(join_path(c.out_dir, "niah.svg"), svg::heatmaps(panels, o));
+    md << "\n![NIAH heat maps](niah.svg)\n";
+  }
+  md << "\n";
+}
+
+void write_longbench_section(std::ostream& md, const EvalConfig& c, const nlohmann::json& metrics, RatioCurves& curves) {
+  md << "## LongBench\n\n";
+  const std::string settings_path = join_path(c.out_dir, "longbench-settings.json");
+  if (file_exists(settings_path)) {
+    const auto st = nlohmann::json::parse(read_text_file(settings_path));
+    md << "Prompt budget " << st["max_length"].get<int64_t>() << " tokens (" << st["max_length_source"].get<std::string>()
+       << "); chat form: " << st["chat_form"].get<std::string>() << ". ";
+  }
+  md << "Predictions in LongBench's own layout (score with its eval.py): `longbench-official/pred/<method>/`.\n\n";
+  for (const auto& m : c.methods)
+    write_longbench_official(records_of(c, m.name, "longbench"), join_path(join_path(join_path(c.out_dir, "longbench-official"), "pred"), m.name));
+  md << "| method |";
+  for (const auto& d : c.longbench->datasets) md << " " << d << " |";
+  md << " average |\n|---|";
+  for (size_t i = 0; i <= c.longbench->datasets.size(); ++i) md << "---|";
+  md << "\n";
+  for (const auto& m : c.methods) {
+    const auto& l = metrics["methods"][m.name]["longbench"];
+    md << "| " << m.name << " |";
+    for (const auto& d : c.longbench->datasets)
+      md << " " << (l.contains("scores") && l["scores"].contains(d) ? fmt(l["scores"][d].get<double>()) : "-") << " |";
+    md << " " << (l.contains("average") ? fmt(l["average"].get<double>()) : "-") << " |\n";
+    if (l.contains("average")) curves.add_point("LongBench average", m, l["average"].get<double>());
+  }
+  md << "\n";
+}
+
+void write_fidelity_section(std::ostream& md, const EvalConfig& c, const nlohmann::json& metrics, RatioCurves& curves) {
+  md << "## Fidelity against the full cache\n\n| method | tokens | KL(full ‖ method) | top-1 agreement | ppl | ppl (full) |\n"
+        "|---|---|---|---|---|---|\n";
+  for (const auto& m : c.methods) {
+    const auto& f = metrics["methods"][m.name]["fidelity"];
+    if (f.is_null()) continue;
+    md << "| " << m.name << " | " << f["tokens"].get<int64_t>() << " | " << fmt(f["kl"].get<double>(), 5) << " | "
+       << fmt(100 * f["top1"].get<double>(), 2) << "% | " << fmt(f["ppl"].get<double>(), 3) << " | "
+       << fmt(f["ppl_full"].get<double>(), 3) << " |\n";
+    curves.add_point("Top-1 agreement with the full cache (%)", m, 100 * f["top1"].get<double>());
+  }
+  md << "\n";
+}
+
+void write_cost_section(std::ostream& md, const EvalConfig& c, const nlohmann::json& metrics) {
+  std::ostringstream cost;
+  for (const auto& m : c.methods) {
+    const auto& mj = metrics["methods"][m.name];
+    if (!mj.contains("cost")) continue;
+    const auto& k = mj["cost"];
+    const double prefill = k["prefill_seconds"].get<double>(), scoring = k["scoring_seconds"].get<double>();
+    cost << "| " << m.name << " | " << k["samples"].get<int64_t>() << " | " << fmt(prefill, 3) << " | " << fmt(scoring, 3)
+         << " | " << (prefill > 0 ? fmt(scoring / prefill, 2) : "-") << " | " << fmt(k["decode_seconds"].get<double>(), 3) << " |\n";
+  }
+  if (!cost.str().empty())
+    md << "## Cost per generation sample (mean seconds, this machine)\n\n"
+          "Scoring: the method's extra pass over the prompt (KVzip's context reconstruction, SnapKV / ThinK "
+          "selection, EchoKV x KVzip's full-cache scoring prefill).\n\n"
+          "| method | samples | prefill | scoring | scoring / prefill | decode |\n|---|---|---|---|---|---|\n"
+       << cost.str() << "\n";
+}
+
+void write_curves_section(std::ostream& md, const EvalConfig& c, const RatioCurves& curves) {
+  md << "## Score vs stored-bytes ratio\n\n";
+  int index = 0;
+  for (const auto& [chart, kinds] : curves.charts()) {
+    std::vector<svg::LineSeries> series;
+    for (const auto& [_, s] : kinds) {  // points in order of the ratio
+      std::vector<size_t> order(s.x.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::sort(order.begin(), order.end(), [&s = s](size_t a, size_t b) { return s.x[a] < s.x[b]; });
+      svg::LineSeries sorted = s;
+      for (size_t i = 0; i < order.size(); ++i) {
+        sorted.x[i] = s.x[order[i]];
+        sorted.y[i] = s.y[order[i]];
+      }
+      series.push_back(sorted);
+    }
+    svg::BarOptions o;
+    o.title = chart + " vs KV bytes ratio";
+    o.x_label = "stored bytes / full";
+    o.y_label = "score";
+    // Scores from 0; the axis starts at the lowest multiple of 10 below every point.
+    double lowest = 100;
+    for (const auto& sr : series)
+      for (double y : sr.y) lowest = std::min(lowest, y);
+    o.ymin = std::max(0.0, std::floor(lowest / 10.0) * 10.0 - 10.0);
+    o.ymax = 100;
+    const std::string file = "score-vs-ratio-" + std::to_string(index++) + ".svg";
+    write_text_atomic(join_path(c.out_dir, file), svg::lines(series, o, 0.0, 1.05));
+    md << "![" << chart << "](" << file << ")\n\n";
+  }
+}
+
+}  // namespace
+
+void write_eval_report(const EvalConfig& c) {
+  const auto metrics = score_evaluation(c);
+  write_text_atomic(join_path(c.out_dir, "metrics.json"), metrics.dump(2) + "\n");
+  std::ostringstream md;
+  md << "# Evaluation: " << c.model << "\n\n";
+  md << "Config: `" << c.source << "`. Command: `echokv-eval --config " << c.source << "`.\n";
+  md << "Scores: RULER string_match (x100), NIAH by its setup's metric (x100, named in its section), LongBench "
+        "official metrics; fidelity against the full cache on the same tokens. Intervals: 95 % percentile bootstrap.\n\n";
+  RatioCurves curves(metrics);
+  write_summary_section(md, c, metrics);
+  if (c.ruler) write_ruler_section(md, c, metrics, curves);
+  if (c.niah) write_niah_section(md, c, metrics, curves);
+  if (c.longbench) write_longbench_section(md, c, metrics, curves);
+  if (c.fidelity) write_fidelity_section(md, c, metrics, curves);
+  write_cost_section(md, c, metrics);
+  if (!curves.charts().empty()) write_curves_section(md, c, curves);
   write_text_atomic(join_path(c.out_dir, "report.md"), md.str());
 }
 

@@ -337,6 +337,340 @@ std::string numbered(const std::vector<std::string>& words) {
   return s;
 }
 
+// How a family makes a prompt of n haystack units, and where the size search starts.
+struct HaystackPlan {
+  std::function<Draft(int64_t, int64_t)> make;  // (haystack units, sample index) -> prompt
+  int64_t incremental = 10;                      // the search's step and shrink step
+  int64_t units = -1;                            // < 0: found by the generic search
+};
+
+// One generate() call: the task, the data, the sample stream and the sizes, and one
+// generator per task family (the official script of that name). It outlives the plans its
+// generators return (their prompt makers read it).
+struct RulerJob {
+  const RulerTask& t;
+  const std::string& name;
+  const RulerData::Impl& d;
+  SampleRng& rng;
+  const RulerModelTemplate& model_template;
+  std::string full_template;  // the model template around the task template, then the answer prefix
+  int64_t max_length, ttg;
+  uint64_t seed;
+  const RulerTokenCounter& count;
+  const RulerGenerateOptions& options;
+  std::function<size_t(int64_t)> essay_index;  // i-th haystack word -> index into the essays' words
+
+  HaystackPlan niah_plan() const;
+  HaystackPlan vt_plan() const;
+  HaystackPlan cwe_plan() const;
+  HaystackPlan qa_plan() const;
+  std::vector<RulerSample> fwe_samples(int64_t num_samples,
+                                       const std::function<RulerSample(int64_t, const Draft&, int64_t)>& finish) const;
+};
+
+// niah.py: needles (key, value) in an essay, noise or needle haystack.
+HaystackPlan RulerJob::niah_plan() const {
+  HaystackPlan plan;
+  const std::string type_haystack = t.arg("type_haystack"), type_k = t.arg("type_needle_k"), type_v = t.arg("type_needle_v");
+  const int64_t nv = t.int_arg("num_needle_v"), nq = t.int_arg("num_needle_q");
+  const int64_t nk = std::max(t.int_arg("num_needle_k"), nq);  // at least as many keys as queries
+  plan.incremental = type_haystack == "essay" ? 500 : (max_length < 4096 ? 5 : 25);
+  std::vector<int> depths;  // np.round(np.linspace(0, 100, 40)).astype(int)
+  for (int i = 0; i < 40; ++i) depths.push_back(static_cast<int>(std::nearbyint(100.0 * i / 39.0)));
+  auto random_value = [this](const std::string& type) -> std::string {
+    if (type == "numbers") return std::to_string(rng.randint(1000000, 9999999));
+    if (type == "words") return rng.choice(d.adjs) + "-" + rng.choice(d.nouns);
+    if (type == "uuids") {
+      const uint64_t hi = (rng.bits64() & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
+      const uint64_t lo = (rng.bits64() & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
+      char buf[40];
+      std::snprintf(buf, sizeof(buf), "%08llx-%04llx-%04llx-%04llx-%012llx", (unsigned long long)(hi >> 32),
+                    (unsigned long long)((hi >> 16) & 0xFFFF), (unsigned long long)(hi & 0xFFFF),
+                    (unsigned long long)(lo >> 48), (unsigned long long)(lo & 0xFFFFFFFFFFFFULL));
+      return buf;
+    }
+    throw Error("RULER niah: unknown needle type '" + type + "'");
+  };
+  plan.make = [=](int64_t n, int64_t) -> Draft {
+    std::vector<std::string> keys, needles;
+    std::vector<std::vector<std::string>> values;
+    for (int64_t k = 0; k < nk; ++k) {
+      keys.push_back(random_value(type_k));
+      values.emplace_back();
+      for (int64_t v = 0; v < nv; ++v) {
+        values.back().push_back(random_value(type_v));
+        needles.push_back(format(kNeedle, {{"type_needle_v", type_v}, {"key", keys.back()}, {"value", values.back().back()}}));
+      }
+    }
+    rng.shuffle(needles);
+    std::string context;
+    if (type_haystack == "essay") {
+      std::vector<std::string> words;
+      for (int64_t i = 0; i < n; ++i) words.push_back(d.essay_words[essay_index(i)]);
+      const auto sents = split_sentences(py::strip(py::join(words, " ")));
+      std::vector<size_t> positions;
+      for (size_t i : rng.sample_indices(depths.size(), needles.size()))
+        positions.push_back(static_cast<size_t>(static_cast<double>(sents.size()) * (depths[i] / 100.0)));
+      std::sort(positions.begin(), positions.end());
+      positions.insert(positions.begin(), 0);
+      positions.push_back(sents.size());
+      std::vector<std::string> parts;
+      for (size_t i = 1; i < positions.size(); ++i) {
+        parts.push_back(py::join(std::vector<std::string>(sents.begin() + positions[i - 1], sents.begin() + positions[i]), " "));
+        if (i - 1 < needles.size()) parts.push_back(needles[i - 1]);
+      }
+      context = py::join(parts, " ");
+    } else {
+      std::vector<std::string> sentences;
+      for (int64_t i = 0; i < n; ++i)
+        sentences.push_back(type_haystack == "noise" ? std::string(kNoise)
+                                                     : format(kNeedle, {{"type_needle_v", type_v},
+                                                                        {"key", random_value(type_k)},
+                                                                        {"value", random_value(type_v)}}));
+      auto idx = rng.sample_indices(static_cast<size_t>(n), needles.size());
+      std::sort(idx.rbegin(), idx.rend());
+      for (size_t i = 0; i < idx.size(); ++i) sentences.insert(sentences.begin() + idx[i], needles[i]);
+      context = py::join(sentences, "\n");
+    }
+    std::vector<std::string> queries, answers;
+    for (size_t i : rng.sample_indices(static_cast<size_t>(nk), static_cast<size_t>(nq))) {
+      queries.push_back(keys[i]);
+      for (const auto& v : values[i]) answers.push_back(v);
+    }
+    std::string query = queries.back();
+    if (queries.size() > 1)
+      query = py::join(std::vector<std::string>(queries.begin(), queries.end() - 1), ", ") + ", and " + queries.back();
+    std::string tmpl = full_template, type_shown = type_v;
+    if (nq * nv == 1) {  // niah.py's singular rewrite, on the whole template (model template included)
+      tmpl = replace_all(tmpl, "Some", "A");
+      tmpl = replace_all(tmpl, "are all", "is");
+      tmpl = replace_all(tmpl, "are", "is");
+      tmpl = replace_all(tmpl, "answers", "answer");
+      type_shown = type_v.substr(0, type_v.size() - 1);
+    }
+    Draft m = draft(tmpl, {{"type_needle_v", type_shown}, {"context", context}, {"query", query}}, answers);
+    if (nq * nv == 1) {  // the head, rewritten alike
+      std::string head = model_template.head();
+      for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{{"Some", "A"}, {"are all", "is"}, {"are", "is"}, {"answers", "answer"}})
+        head = replace_all(head, from, to);
+      m.head_chars = static_cast<int64_t>(head.size());
+    }
+    return m;
+  };
+  return plan;
+}
+
+// variable_tracking.py: chains of VAR assignments in noise, after a searched in-context example.
+HaystackPlan RulerJob::vt_plan() const {
+  HaystackPlan plan;
+  if (t.arg("type_haystack") != "noise") throw Error("RULER " + name + ": only the noise haystack is implemented for vt");
+  const int64_t chains = t.int_arg("num_chains"), hops = t.int_arg("num_hops");
+  // generate_input_output: chains among n noise lines joined by "\n"; the ICL form has
+  // 3-letter names, at most 10 hops, the value 12345 and the bare task template.
+  // (captures only what outlives this block: `make` runs after it)
+  auto one = [this, chains, hops](int64_t n_noise, bool icl) -> Draft {
+    const int64_t n_hops = icl ? std::min<int64_t>(10, hops) : hops;
+    std::set<std::string> used;
+    std::vector<std::vector<std::string>> vars, lines;
+    for (int64_t c = 0; c < chains; ++c) {
+      vars.emplace_back();
+      while (static_cast<int64_t>(vars.back().size()) < n_hops + 1) {
+        const std::string v = random_letters(rng, icl ? 3 : 5, 'A');
+        if (used.insert(v).second) vars.back().push_back(v);
+      }
+      lines.emplace_back();
+      lines.back().push_back("VAR " + vars.back()[0] + " = " + (icl ? std::string("12345") : std::to_string(rng.randint(10000, 99998))));
+      for (int64_t j = 0; j < n_hops; ++j) lines.back().push_back("VAR " + vars.back()[j + 1] + " = VAR " + vars.back()[j] + " ");
+    }
+    std::vector<std::string> sentences(static_cast<size_t>(n_noise), std::string(kNoise));
+    for (const auto& chain : lines) {
+      if (sentences.size() < chain.size()) throw Error("RULER vt: too few noise sentences for the chain");
+      auto pos = rng.sample_indices(sentences.size(), chain.size());
+      std::sort(pos.begin(), pos.end());
+      for (size_t j = 0; j < chain.size(); ++j) sentences.insert(sentences.begin() + pos[j] + j, chain[j]);
+    }
+    const std::string context = replace_all(py::join(sentences, "\n"), ". \n", ".\n");
+    const std::string value = py::strip(lines[0][0].substr(lines[0][0].rfind('=') + 1));
+    const std::string tmpl = icl ? t.template_text + t.answer_prefix : full_template;
+    return draft(tmpl, {{"context", context}, {"query", value}, {"num_v", std::to_string(n_hops + 1)}}, vars[0]);
+  };
+  // The ICL example: the same search at L = 500 with no tokens to generate, step 5.
+  const int64_t icl_probe = count(one(5, true).text);
+  const int64_t icl_units = search_units([&](int64_t n) { return count(one(n, true).text); }, 500, 5,
+                                         three_times_estimate(500, icl_probe, 5));
+  std::string icl_example;
+  for (int64_t n = icl_units;; n = n > 5 ? n - 5 : n - 1) {
+    if (n < 1) throw Error("RULER " + name + ": no in-context example fits 500 tokens");
+    const Draft e = one(n, true);
+    if (count(e.text) <= 500) {
+      icl_example = e.text + " " + py::join(e.outputs, " ") + "\n";
+      break;
+    }
+  }
+  const int64_t extra_tokens = count(icl_example);
+  plan.incremental = max_length < 4096 ? 5 : 10;
+  // randomize_icl: new names for the example's answers, a new value for 12345.
+  auto randomize_icl = [this, hops](std::string icl) {
+    auto words = py::split(py::strip(icl));
+    const size_t take = std::min(words.size(), static_cast<size_t>(hops + 1));
+    for (size_t i = words.size() - take; i < words.size(); ++i)
+      icl = replace_all(icl, words[i], random_letters(rng, static_cast<int>(words[i].size()), 'A'));
+    return replace_all(icl, "12345", std::to_string(rng.randint(10000, 99998)));
+  };
+  const std::string task_head = t.template_text.substr(0, 20);
+  plan.make = [=](int64_t n, int64_t) -> Draft {
+    Draft m = one(n, false);
+    const size_t cutoff = m.text.find(task_head);
+    m.text.insert(cutoff == std::string::npos ? 0 : cutoff, randomize_icl(icl_example) + "\n");
+    return m;
+  };
+  // The search sizes the bare prompt and adds the example's tokens.
+  const int64_t probe = count(one(plan.incremental, false).text);
+  plan.units = search_units([&](int64_t n) { return count(one(n, false).text) + extra_tokens + ttg; }, max_length,
+                            plan.incremental, three_times_estimate(max_length, probe, plan.incremental));
+  return plan;
+}
+
+// common_words_extraction.py: a numbered word list, after a wrapped few-shot exchange.
+HaystackPlan RulerJob::cwe_plan() const {
+  HaystackPlan plan;
+  const int64_t freq_cw = t.int_arg("freq_cw"), freq_ucw = t.int_arg("freq_ucw"), num_cw = t.int_arg("num_cw");
+  auto shuffled = std::make_shared<std::vector<std::string>>(d.cwe_words);
+  SampleRng(seed, "cwe-words").shuffle(*shuffled);
+  const std::vector<std::string>& english = d.english_words;  // lives in Impl
+  const std::string english_path = join_path(d.dir, "english_words.json");
+  // (captures only what outlives this block: `make` runs after it)
+  auto example = [this, shuffled, &english, english_path, num_cw](int64_t n, int64_t common_rep, int64_t uncommon_rep,
+                                                                 std::vector<std::string>& common) {
+    const std::vector<std::string>& words = *shuffled;
+    const std::vector<std::string>& pool = n <= static_cast<int64_t>(words.size()) ? words : english;
+    if (n > static_cast<int64_t>(pool.size()))
+      throw Error("RULER cwe: this length needs " + std::to_string(n) + " distinct words; the word lists hold " +
+                  std::to_string(words.size()) + (english.empty() ? " and " + english_path + " (RULER's json/english_words.json) is absent"
+                                                                    : " and english_words.json " + std::to_string(english.size())));
+    std::vector<std::string> chosen;
+    for (size_t i : rng.sample_indices(pool.size(), static_cast<size_t>(n))) chosen.push_back(pool[i]);
+    common.assign(chosen.begin(), chosen.begin() + std::min<int64_t>(num_cw, n));
+    std::vector<std::string> list;
+    for (int64_t r = 0; r < common_rep; ++r) list.insert(list.end(), common.begin(), common.end());
+    for (int64_t r = 0; r < uncommon_rep; ++r) list.insert(list.end(), chosen.begin() + static_cast<std::ptrdiff_t>(common.size()), chosen.end());
+    rng.shuffle(list);
+    return numbered(list);
+  };
+  const bool short_ctx = max_length < 4096;
+  const std::string cw = std::to_string(num_cw);
+  // The few-shot example is a whole wrapped exchange (model template, answer prefix, its
+  // answer), joined to the question's prompt by "\n".
+  plan.make = [=](int64_t n, int64_t) -> Draft {
+    std::vector<std::string> shot_answer, answer;
+    const std::string shot_ctx = short_ctx ? example(20, 3, 1, shot_answer) : example(40, 10, 3, shot_answer);
+    const std::string ctx = short_ctx ? example(n, 6, 1, answer) : example(n, freq_cw, freq_ucw, answer);
+    const std::string shot = format(full_template, {{"num_cw", cw}, {"context", shot_ctx}, {"query", ""}}) + " " + numbered(shot_answer);
+    Draft m = draft(full_template, {{"num_cw", cw}, {"context", ctx}, {"query", ""}}, answer);
+    m.text = shot + "\n" + m.text;
+    return m;
+  };
+  // Tokens per word from a 4096-word prompt; upper bound int(L // per_word) * 2.
+  const int64_t probe = count(plan.make(4096, 0).text);
+  const double per_word = static_cast<double>(probe) / 4096.0;
+  plan.units = search_units([&](int64_t n) { return count(plan.make(n, 0).text) + ttg; }, max_length, plan.incremental,
+                       static_cast<int64_t>(std::floor(static_cast<double>(max_length) / per_word)) * 2);
+  return plan;
+}
+
+// qa.py: documents around the question's own (SQuAD / HotpotQA).
+HaystackPlan RulerJob::qa_plan() const {
+  HaystackPlan plan;
+  const auto& dataset = d.qa(t.arg("dataset"));  // lives in d, as the prompt maker needs
+  const auto& qas = dataset.first;
+  const auto& docs = dataset.second;
+  if (qas.empty()) throw Error("RULER " + name + ": the dataset has no answerable questions");
+  const bool own_order = options.per_sample_document_order;
+  plan.make = [this, &qas, &docs, own_order](int64_t n, int64_t index) -> Draft {
+    const auto& q = qas[static_cast<size_t>(index) % qas.size()];
+    std::vector<size_t> chosen;
+    const int64_t n_docs = static_cast<int64_t>(docs.size());
+    if (n < n_docs) {
+      chosen = q.context;
+      const int64_t need = std::max<int64_t>(0, n - static_cast<int64_t>(q.context.size()));
+      if (need > static_cast<int64_t>(q.more.size())) {
+        std::set<size_t> taken(q.context.begin(), q.context.end());
+        taken.insert(q.more.begin(), q.more.end());
+        chosen.insert(chosen.end(), q.more.begin(), q.more.end());
+        std::vector<size_t> rest;
+        for (size_t i = 0; i < docs.size(); ++i)
+          if (!taken.count(i)) rest.push_back(i);
+        const size_t extra = std::min(rest.size(), static_cast<size_t>(need) - q.more.size());
+        for (size_t i : rng.sample_indices(rest.size(), extra)) chosen.push_back(rest[i]);
+      } else {
+        for (size_t i : rng.sample_indices(q.more.size(), static_cast<size_t>(need))) chosen.push_back(q.more[i]);
+      }
+    } else {  // every document, repeated as needed, cut to n
+      for (int64_t i = 0; i < n; ++i) chosen.push_back(static_cast<size_t>(i % n_docs));
+    }
+    if (own_order) {
+      rng.shuffle(chosen);
+    } else {  // random.Random(seed).shuffle: one permutation per document count
+      SampleRng(seed, "qa-order/" + std::to_string(chosen.size())).shuffle(chosen);
+    }
+    std::vector<std::string> parts;
+    for (size_t i = 0; i < chosen.size(); ++i) parts.push_back("Document " + std::to_string(i + 1) + ":\n" + docs[chosen[i]]);
+    return draft(full_template, {{"context", py::join(parts, "\n\n")}, {"query", q.query}}, q.outputs);
+  };
+  return plan;
+}
+
+// freq_words_extraction.py: Zipf-distributed words; its own size search per sample.
+std::vector<RulerSample> RulerJob::fwe_samples(
+    int64_t num_samples, const std::function<RulerSample(int64_t, const Draft&, int64_t)>& finish) const {
+  int64_t units = -1;
+  const double alpha = std::stod(t.arg("alpha"));
+  const int64_t budget = max_length - ttg;  // the prompt's budget
+  const int64_t vocab_size = budget / 50;
+  if (vocab_size < 4) throw Error("RULER " + name + ": a target of " + std::to_string(max_length) + " tokens is too short (vocabulary of " + std::to_string(vocab_size) + " words)");
+  const int64_t step = std::max<int64_t>(1, budget / 32);
+  const double z = zeta(alpha);
+  auto new_vocab = [this, vocab_size] {
+    std::set<std::string> vocab_set;
+    while (static_cast<int64_t>(vocab_set.size()) < vocab_size) vocab_set.insert(random_letters(rng, 6, 'a'));
+    std::vector<std::string> vocab(vocab_set.begin(), vocab_set.end());
+    rng.shuffle(vocab);
+    vocab[0] = "...";  // the top-ranked word is noise
+    return vocab;
+  };
+  auto text_for = [this, alpha, z](const std::vector<std::string>& vocab, int64_t n) {
+    std::vector<std::string> text;
+    for (size_t k = 1; k <= vocab.size(); ++k) {
+      const auto c = static_cast<int64_t>(static_cast<double>(n) * std::pow(static_cast<double>(k), -alpha) / z);
+      for (int64_t i = 0; i < c; ++i) text.push_back(vocab[k - 1]);
+    }
+    rng.shuffle(text);
+    return draft(full_template, {{"context", py::join(text, " ")}, {"query", ""}}, {vocab[1], vocab[2], vocab[3]});
+  };
+  // Grow from budget // 6 words by budget // 32 until the prompt reaches the budget, step back once.
+  {
+    const auto vocab = new_vocab();
+    int64_t n = budget / 6;
+    while (count(text_for(vocab, n).text) < budget) n += step;
+    units = n - step;
+  }
+  std::vector<RulerSample> out;
+  for (int64_t index = 0; index < num_samples; ++index) {
+    const auto vocab = new_vocab();
+    int64_t n = units;
+    Draft m = text_for(vocab, n);
+    int64_t tokens = count(m.text);
+    while (tokens > budget) {
+      n -= step;
+      if (n < 1) throw Error("RULER " + name + ": no word count fits " + std::to_string(max_length) + " tokens");
+      m = text_for(vocab, n);
+      tokens = count(m.text);
+    }
+    out.push_back(finish(index, m, tokens + ttg));
+  }
+  return out;
+}
+
 }  // namespace
 
 int64_t RulerData::essay_word_count() const { return static_cast<int64_t>(impl_->essay_words.size()); }
@@ -373,10 +707,6 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
     return s;
   };
 
-  std::function<Draft(int64_t, int64_t)> make;  // (haystack units, sample index) -> prompt
-  int64_t incremental = 10, units = -1;          // units < 0: found by the generic search below
-  int64_t extra_tokens = 0;                       // counted in the search besides the prompt (vt's ICL example)
-
   const int64_t essay_words = static_cast<int64_t>(d.essay_words.size());
   const int64_t range_begin = options.essay_range_begin_words, offset = options.essay_offset_words;
   if (range_begin < 0 || range_begin >= essay_words || offset < range_begin || offset >= essay_words)
@@ -387,287 +717,17 @@ std::vector<RulerSample> RulerData::generate(const std::string& name, int64_t ma
     return static_cast<size_t>(range_begin + (offset - range_begin + i) % (essay_words - range_begin));
   };
 
-  if (t.kind == "niah") {
-    const std::string type_haystack = t.arg("type_haystack"), type_k = t.arg("type_needle_k"), type_v = t.arg("type_needle_v");
-    const int64_t nv = t.int_arg("num_needle_v"), nq = t.int_arg("num_needle_q");
-    const int64_t nk = std::max(t.int_arg("num_needle_k"), nq);  // at least as many keys as queries
-    incremental = type_haystack == "essay" ? 500 : (max_length < 4096 ? 5 : 25);
-    std::vector<int> depths;  // np.round(np.linspace(0, 100, 40)).astype(int)
-    for (int i = 0; i < 40; ++i) depths.push_back(static_cast<int>(std::nearbyint(100.0 * i / 39.0)));
-    auto random_value = [&d, &rng](const std::string& type) -> std::string {
-      if (type == "numbers") return std::to_string(rng.randint(1000000, 9999999));
-      if (type == "words") return rng.choice(d.adjs) + "-" + rng.choice(d.nouns);
-      if (type == "uuids") {
-        const uint64_t hi = (rng.bits64() & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;
-        const uint64_t lo = (rng.bits64() & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;
-        char buf[40];
-        std::snprintf(buf, sizeof(buf), "%08llx-%04llx-%04llx-%04llx-%012llx", (unsigned long long)(hi >> 32),
-                      (unsigned long long)((hi >> 16) & 0xFFFF), (unsigned long long)(hi & 0xFFFF),
-                      (unsigned long long)(lo >> 48), (unsigned long long)(lo & 0xFFFFFFFFFFFFULL));
-        return buf;
-      }
-      throw Error("RULER niah: unknown needle type '" + type + "'");
-    };
-    make = [=, &d, &rng](int64_t n, int64_t) -> Draft {
-      std::vector<std::string> keys, needles;
-      std::vector<std::vector<std::string>> values;
-      for (int64_t k = 0; k < nk; ++k) {
-        keys.push_back(random_value(type_k));
-        values.emplace_back();
-        for (int64_t v = 0; v < nv; ++v) {
-          values.back().push_back(random_value(type_v));
-          needles.push_back(format(kNeedle, {{"type_needle_v", type_v}, {"key", keys.back()}, {"value", values.back().back()}}));
-        }
-      }
-      rng.shuffle(needles);
-      std::string context;
-      if (type_haystack == "essay") {
-        std::vector<std::string> words;
-        for (int64_t i = 0; i < n; ++i) words.push_back(d.essay_words[essay_index(i)]);
-        const auto sents = split_sentences(py::strip(py::join(words, " ")));
-        std::vector<size_t> positions;
-        for (size_t i : rng.sample_indices(depths.size(), needles.size()))
-          positions.push_back(static_cast<size_t>(static_cast<double>(sents.size()) * (depths[i] / 100.0)));
-        std::sort(positions.begin(), positions.end());
-        positions.insert(positions.begin(), 0);
-        positions.push_back(sents.size());
-        std::vector<std::string> parts;
-        for (size_t i = 1; i < positions.size(); ++i) {
-          parts.push_back(py::join(std::vector<std::string>(sents.begin() + positions[i - 1], sents.begin() + positions[i]), " "));
-          if (i - 1 < needles.size()) parts.push_back(needles[i - 1]);
-        }
-        context = py::join(parts, " ");
-      } else {
-        std::vector<std::string> sentences;
-        for (int64_t i = 0; i < n; ++i)
-          sentences.push_back(type_haystack == "noise" ? std::string(kNoise)
-                                                       : format(kNeedle, {{"type_needle_v", type_v},
-                                                                          {"key", random_value(type_k)},
-                                                                          {"value", random_value(type_v)}}));
-        auto idx = rng.sample_indices(static_cast<size_t>(n), needles.size());
-        std::sort(idx.rbegin(), idx.rend());
-        for (size_t i = 0; i < idx.size(); ++i) sentences.insert(sentences.begin() + idx[i], needles[i]);
-        context = py::join(sentences, "\n");
-      }
-      std::vector<std::string> queries, answers;
-      for (size_t i : rng.sample_indices(static_cast<size_t>(nk), static_cast<size_t>(nq))) {
-        queries.push_back(keys[i]);
-        for (const auto& v : values[i]) answers.push_back(v);
-      }
-      std::string query = queries.back();
-      if (queries.size() > 1)
-        query = py::join(std::vector<std::string>(queries.begin(), queries.end() - 1), ", ") + ", and " + queries.back();
-      std::string tmpl = full_template, type_shown = type_v;
-      if (nq * nv == 1) {  // niah.py's singular rewrite, on the whole template (model template included)
-        tmpl = replace_all(tmpl, "Some", "A");
-        tmpl = replace_all(tmpl, "are all", "is");
-        tmpl = replace_all(tmpl, "are", "is");
-        tmpl = replace_all(tmpl, "answers", "answer");
-        type_shown = type_v.substr(0, type_v.size() - 1);
-      }
-      Draft m = draft(tmpl, {{"type_needle_v", type_shown}, {"context", context}, {"query", query}}, answers);
-      if (nq * nv == 1) {  // the head, rewritten alike
-        std::string head = model_template.head();
-        for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{{"Some", "A"}, {"are all", "is"}, {"are", "is"}, {"answers", "answer"}})
-          head = replace_all(head, from, to);
-        m.head_chars = static_cast<int64_t>(head.size());
-      }
-      return m;
-    };
-  } else if (t.kind == "variable_tracking") {
-    if (t.arg("type_haystack") != "noise") throw Error("RULER " + name + ": only the noise haystack is implemented for vt");
-    const int64_t chains = t.int_arg("num_chains"), hops = t.int_arg("num_hops");
-    // generate_input_output: chains among n noise lines joined by "\n"; the ICL form has
-    // 3-letter names, at most 10 hops, the value 12345 and the bare task template.
-    // (captures only what outlives this block: `make` runs after it)
-    auto one = [&rng, &t, &full_template, chains, hops](int64_t n_noise, bool icl) -> Draft {
-      const int64_t n_hops = icl ? std::min<int64_t>(10, hops) : hops;
-      std::set<std::string> used;
-      std::vector<std::vector<std::string>> vars, lines;
-      for (int64_t c = 0; c < chains; ++c) {
-        vars.emplace_back();
-        while (static_cast<int64_t>(vars.back().size()) < n_hops + 1) {
-          const std::string v = random_letters(rng, icl ? 3 : 5, 'A');
-          if (used.insert(v).second) vars.back().push_back(v);
-        }
-        lines.emplace_back();
-        lines.back().push_back("VAR " + vars.back()[0] + " = " + (icl ? std::string("12345") : std::to_string(rng.randint(10000, 99998))));
-        for (int64_t j = 0; j < n_hops; ++j) lines.back().push_back("VAR " + vars.back()[j + 1] + " = VAR " + vars.back()[j] + " ");
-      }
-      std::vector<std::string> sentences(static_cast<size_t>(n_noise), std::string(kNoise));
-      for (const auto& chain : lines) {
-        if (sentences.size() < chain.size()) throw Error("RULER vt: too few noise sentences for the chain");
-        auto pos = rng.sample_indices(sentences.size(), chain.size());
-        std::sort(pos.begin(), pos.end());
-        for (size_t j = 0; j < chain.size(); ++j) sentences.insert(sentences.begin() + pos[j] + j, chain[j]);
-      }
-      const std::string context = replace_all(py::join(sentences, "\n"), ". \n", ".\n");
-      const std::string value = py::strip(lines[0][0].substr(lines[0][0].rfind('=') + 1));
-      const std::string tmpl = icl ? t.template_text + t.answer_prefix : full_template;
-      return draft(tmpl, {{"context", context}, {"query", value}, {"num_v", std::to_string(n_hops + 1)}}, vars[0]);
-    };
-    // The ICL example: the same search at L = 500 with no tokens to generate, step 5.
-    const int64_t icl_probe = count(one(5, true).text);
-    const int64_t icl_units = search_units([&](int64_t n) { return count(one(n, true).text); }, 500, 5,
-                                           three_times_estimate(500, icl_probe, 5));
-    std::string icl_example;
-    for (int64_t n = icl_units;; n = n > 5 ? n - 5 : n - 1) {
-      if (n < 1) throw Error("RULER " + name + ": no in-context example fits 500 tokens");
-      const Draft e = one(n, true);
-      if (count(e.text) <= 500) {
-        icl_example = e.text + " " + py::join(e.outputs, " ") + "\n";
-        break;
-      }
-    }
-    extra_tokens = count(icl_example);
-    incremental = max_length < 4096 ? 5 : 10;
-    // randomize_icl: new names for the example's answers, a new value for 12345.
-    auto randomize_icl = [&rng, hops](std::string icl) {
-      auto words = py::split(py::strip(icl));
-      const size_t take = std::min(words.size(), static_cast<size_t>(hops + 1));
-      for (size_t i = words.size() - take; i < words.size(); ++i)
-        icl = replace_all(icl, words[i], random_letters(rng, static_cast<int>(words[i].size()), 'A'));
-      return replace_all(icl, "12345", std::to_string(rng.randint(10000, 99998)));
-    };
-    const std::string task_head = t.template_text.substr(0, 20);
-    make = [=](int64_t n, int64_t) -> Draft {
-      Draft m = one(n, false);
-      const size_t cutoff = m.text.find(task_head);
-      m.text.insert(cutoff == std::string::npos ? 0 : cutoff, randomize_icl(icl_example) + "\n");
-      return m;
-    };
-    // The search sizes the bare prompt and adds the example's tokens.
-    const int64_t probe = count(one(incremental, false).text);
-    units = search_units([&](int64_t n) { return count(one(n, false).text) + extra_tokens + ttg; }, max_length, incremental,
-                         three_times_estimate(max_length, probe, incremental));
-  } else if (t.kind == "common_words_extraction") {
-    const int64_t freq_cw = t.int_arg("freq_cw"), freq_ucw = t.int_arg("freq_ucw"), num_cw = t.int_arg("num_cw");
-    auto shuffled = std::make_shared<std::vector<std::string>>(d.cwe_words);
-    SampleRng(seed, "cwe-words").shuffle(*shuffled);
-    const std::vector<std::string>& english = d.english_words;  // lives in Impl
-    const std::string english_path = join_path(d.dir, "english_words.json");
-    // (captures only what outlives this block: `make` runs after it)
-    auto example = [&rng, shuffled, &english, english_path, num_cw](int64_t n, int64_t common_rep, int64_t uncommon_rep,
-                                                                   std::vector<std::string>& common) {
-      const std::vector<std::string>& words = *shuffled;
-      const std::vector<std::string>& pool = n <= static_cast<int64_t>(words.size()) ? words : english;
-      if (n > static_cast<int64_t>(pool.size()))
-        throw Error("RULER cwe: this length needs " + std::to_string(n) + " distinct words; the word lists hold " +
-                    std::to_string(words.size()) + (english.empty() ? " and " + english_path + " (RULER's json/english_words.json) is absent"
-                                                                      : " and english_words.json " + std::to_string(english.size())));
-      std::vector<std::string> chosen;
-      for (size_t i : rng.sample_indices(pool.size(), static_cast<size_t>(n))) chosen.push_back(pool[i]);
-      common.assign(chosen.begin(), chosen.begin() + std::min<int64_t>(num_cw, n));
-      std::vector<std::string> list;
-      for (int64_t r = 0; r < common_rep; ++r) list.insert(list.end(), common.begin(), common.end());
-      for (int64_t r = 0; r < uncommon_rep; ++r) list.insert(list.end(), chosen.begin() + static_cast<std::ptrdiff_t>(common.size()), chosen.end());
-      rng.shuffle(list);
-      return numbered(list);
-    };
-    const bool short_ctx = max_length < 4096;
-    const std::string cw = std::to_string(num_cw);
-    // The few-shot example is a whole wrapped exchange (model template, answer prefix, its
-    // answer), joined to the question's prompt by "\n".
-    make = [=, &t](int64_t n, int64_t) -> Draft {
-      std::vector<std::string> shot_answer, answer;
-      const std::string shot_ctx = short_ctx ? example(20, 3, 1, shot_answer) : example(40, 10, 3, shot_answer);
-      const std::string ctx = short_ctx ? example(n, 6, 1, answer) : example(n, freq_cw, freq_ucw, answer);
-      const std::string shot = format(full_template, {{"num_cw", cw}, {"context", shot_ctx}, {"query", ""}}) + " " + numbered(shot_answer);
-      Draft m = draft(full_template, {{"num_cw", cw}, {"context", ctx}, {"query", ""}}, answer);
-      m.text = shot + "\n" + m.text;
-      return m;
-    };
-    (void)t;
-    // Tokens per word from a 4096-word prompt; upper bound int(L // per_word) * 2.
-    const int64_t probe = count(make(4096, 0).text);
-    const double per_word = static_cast<double>(probe) / 4096.0;
-    units = search_units([&](int64_t n) { return count(make(n, 0).text) + ttg; }, max_length, incremental,
-                         static_cast<int64_t>(std::floor(static_cast<double>(max_length) / per_word)) * 2);
-  } else if (t.kind == "freq_words_extraction") {
-    const double alpha = std::stod(t.arg("alpha"));
-    const int64_t budget = max_length - ttg;  // the prompt's budget
-    const int64_t vocab_size = budget / 50;
-    if (vocab_size < 4) throw Error("RULER " + name + ": a target of " + std::to_string(max_length) + " tokens is too short (vocabulary of " + std::to_string(vocab_size) + " words)");
-    const int64_t step = std::max<int64_t>(1, budget / 32);
-    const double z = zeta(alpha);
-    auto new_vocab = [&rng, vocab_size] {
-      std::set<std::string> vocab_set;
-      while (static_cast<int64_t>(vocab_set.size()) < vocab_size) vocab_set.insert(random_letters(rng, 6, 'a'));
-      std::vector<std::string> vocab(vocab_set.begin(), vocab_set.end());
-      rng.shuffle(vocab);
-      vocab[0] = "...";  // the top-ranked word is noise
-      return vocab;
-    };
-    auto text_for = [&rng, &full_template, alpha, z](const std::vector<std::string>& vocab, int64_t n) {
-      std::vector<std::string> text;
-      for (size_t k = 1; k <= vocab.size(); ++k) {
-        const auto c = static_cast<int64_t>(static_cast<double>(n) * std::pow(static_cast<double>(k), -alpha) / z);
-        for (int64_t i = 0; i < c; ++i) text.push_back(vocab[k - 1]);
-      }
-      rng.shuffle(text);
-      return draft(full_template, {{"context", py::join(text, " ")}, {"query", ""}}, {vocab[1], vocab[2], vocab[3]});
-    };
-    // Grow from budget // 6 words by budget // 32 until the prompt reaches the budget, step back once.
-    {
-      const auto vocab = new_vocab();
-      int64_t n = budget / 6;
-      while (count(text_for(vocab, n).text) < budget) n += step;
-      units = n - step;
-    }
-    std::vector<RulerSample> out;
-    for (int64_t index = 0; index < num_samples; ++index) {
-      const auto vocab = new_vocab();
-      int64_t n = units;
-      Draft m = text_for(vocab, n);
-      int64_t tokens = count(m.text);
-      while (tokens > budget) {
-        n -= step;
-        if (n < 1) throw Error("RULER " + name + ": no word count fits " + std::to_string(max_length) + " tokens");
-        m = text_for(vocab, n);
-        tokens = count(m.text);
-      }
-      out.push_back(finish(index, m, tokens + ttg));
-    }
-    return out;
-  } else if (t.kind == "qa") {
-    const auto& [qas, docs] = d.qa(t.arg("dataset"));
-    if (qas.empty()) throw Error("RULER " + name + ": the dataset has no answerable questions");
-    const bool own_order = options.per_sample_document_order;
-    make = [&, own_order](int64_t n, int64_t index) -> Draft {
-      const auto& q = qas[static_cast<size_t>(index) % qas.size()];
-      std::vector<size_t> chosen;
-      const int64_t n_docs = static_cast<int64_t>(docs.size());
-      if (n < n_docs) {
-        chosen = q.context;
-        const int64_t need = std::max<int64_t>(0, n - static_cast<int64_t>(q.context.size()));
-        if (need > static_cast<int64_t>(q.more.size())) {
-          std::set<size_t> taken(q.context.begin(), q.context.end());
-          taken.insert(q.more.begin(), q.more.end());
-          chosen.insert(chosen.end(), q.more.begin(), q.more.end());
-          std::vector<size_t> rest;
-          for (size_t i = 0; i < docs.size(); ++i)
-            if (!taken.count(i)) rest.push_back(i);
-          const size_t extra = std::min(rest.size(), static_cast<size_t>(need) - q.more.size());
-          for (size_t i : rng.sample_indices(rest.size(), extra)) chosen.push_back(rest[i]);
-        } else {
-          for (size_t i : rng.sample_indices(q.more.size(), static_cast<size_t>(need))) chosen.push_back(q.more[i]);
-        }
-      } else {  // every document, repeated as needed, cut to n
-        for (int64_t i = 0; i < n; ++i) chosen.push_back(static_cast<size_t>(i % n_docs));
-      }
-      if (own_order) {
-        rng.shuffle(chosen);
-      } else {  // random.Random(seed).shuffle: one permutation per document count
-        SampleRng(seed, "qa-order/" + std::to_string(chosen.size())).shuffle(chosen);
-      }
-      std::vector<std::string> parts;
-      for (size_t i = 0; i < chosen.size(); ++i) parts.push_back("Document " + std::to_string(i + 1) + ":\n" + docs[chosen[i]]);
-      return draft(full_template, {{"context", py::join(parts, "\n\n")}, {"query", q.query}}, q.outputs);
-    };
-  } else {
-    throw Error("RULER task '" + name + "': unknown task kind '" + t.kind + "'");
-  }
-
+  const RulerJob job{t, name, d, rng, model_template, full_template, max_length, ttg, seed, count, options, essay_index};
+  HaystackPlan plan;
+  if (t.kind == "niah") plan = job.niah_plan();
+  else if (t.kind == "variable_tracking") plan = job.vt_plan();
+  else if (t.kind == "common_words_extraction") plan = job.cwe_plan();
+  else if (t.kind == "qa") plan = job.qa_plan();
+  else if (t.kind == "freq_words_extraction") return job.fwe_samples(num_samples, finish);
+  else throw Error("RULER task '" + name + "': unknown task kind '" + t.kind + "'");
+  const auto& make = plan.make;
+  const int64_t incremental = plan.incremental;
+  int64_t units = plan.units;
   if (units < 0) {  // niah, qa: probe `incremental` units, search up to 3x the estimate
     const int64_t probe = count(make(incremental, 0).text);
     units = search_units([&](int64_t n) { return count(make(n, 0).text) + ttg; }, max_length, incremental,

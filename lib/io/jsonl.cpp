@@ -8,11 +8,14 @@
 
 namespace echokv {
 
-std::vector<nlohmann::json> read_jsonl(const std::string& path, bool tolerate_torn_tail) {
+namespace {
+
+// Calls visit(record, line number) for every non-blank line.
+template <typename Visit>
+void for_each_jsonl_record(const std::string& path, bool tolerate_torn_tail, Visit&& visit) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open JSONL file");
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<nlohmann::json> out;
   size_t start = 0, line_no = 0;
   while (start < content.size()) {
     size_t end = content.find('\n', start);
@@ -31,8 +34,23 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path, bool tolerate_to
       fail(path + ":" + std::to_string(line_no), std::string("malformed JSON line: ") + e.what());
     }
     if (!record.is_object()) fail(path + ":" + std::to_string(line_no), "expected a JSON object per line");
-    out.push_back(std::move(record));
+    visit(std::move(record), line_no);
   }
+}
+
+}  // namespace
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path, bool tolerate_torn_tail) {
+  std::vector<nlohmann::json> out;
+  for_each_jsonl_record(path, tolerate_torn_tail, [&](nlohmann::json&& record, size_t) { out.push_back(std::move(record)); });
+  return out;
+}
+
+std::vector<std::string> read_jsonl_texts(const std::string& path, const std::string& field) {
+  std::vector<std::string> out;
+  for_each_jsonl_record(path, false, [&](nlohmann::json&& record, size_t line) {
+    out.push_back(json_string(record, field, path + ":" + std::to_string(line)));
+  });
   return out;
 }
 

@@ -14,6 +14,10 @@ namespace echokv {
 // newline (an interrupted append) is skipped instead.
 std::vector<nlohmann::json> read_jsonl(const std::string& path, bool tolerate_torn_tail = false);
 
+// The string field `field` of every record, in order ("<path>:<line>: ..." when a record
+// lacks it). Corpora, calibration text and fidelity text all read this way.
+std::vector<std::string> read_jsonl_texts(const std::string& path, const std::string& field = "text");
+
 // Appends one record as a line and flushes it to disk.
 void append_jsonl(const std::string& path, const nlohmann::json& record);
 

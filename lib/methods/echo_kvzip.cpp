@@ -42,10 +42,10 @@ class EchoKvzipMethod : public Method {
   // The largest context ratio whose bytes after the whole prompt stay <= the requested ratio.
   double context_ratio_for_bytes(LlamaModel& model, const std::vector<int64_t>& ids, const PromptSpan& span,
                                  const std::vector<torch::Tensor>& per_layer, int64_t chunk, std::string* note) const {
-    auto probe = parts_.make_cache(model, static_cast<int64_t>(ids.size()) + 1);
+    auto probe = evict_echo_tokens(parts_.make_cache(model, static_cast<int64_t>(ids.size()) + 1));
     echokv::prefill(model, *probe, ids, chunk);
     auto stored = [&](double r) {
-      probe->set_token_keep(span.context_begin, kvzip_keep_pairs(per_layer, r, false));
+      probe->set_keep(span.context_begin, kvzip_keep_pairs(per_layer, r, false));
       return static_cast<double>(probe->bytes()) / static_cast<double>(probe->full_bytes());
     };
     if (stored(1.0) <= *bytes_ratio_) return 1.0;
@@ -89,10 +89,10 @@ class EchoKvzipMethod : public Method {
     out.context_kept = kept_fraction(keep);
     out.scoring_seconds = monotonic_seconds() - t0;  // includes the full-cache prefill it needs
     t0 = monotonic_seconds();
-    auto echo = parts_.make_cache(model, capacity);
+    auto echo = evict_echo_tokens(parts_.make_cache(model, capacity));
     torch::Tensor logits;
     if (span.context_end > 0) logits = echokv::prefill(model, *echo, slice(ids, 0, span.context_end), chunk);
-    echo->set_token_keep(span.context_begin, std::move(keep));
+    echo->set_keep(span.context_begin, std::move(keep));
     if (span.context_end < n) logits = echokv::prefill(model, *echo, slice(ids, span.context_end, n), chunk);
     out.prefill_seconds = monotonic_seconds() - t0;
     out.logits = logits;

@@ -40,12 +40,10 @@ class HybridMethod : public Method {
     auto wq = prefill_with_window_queries(model, *echo, ids, think_.window, chunk);
     out.prefill_seconds = monotonic_seconds() - t0;
     const double t1 = monotonic_seconds();
-    std::vector<torch::Tensor> keys;
-    for (int l = 0; l < model.config().num_hidden_layers; ++l) keys.push_back(echo->global_key_features(l));
-    echo->prune_key_channels(think_pair_channels(keys, wq.q, think_.prune), static_cast<int64_t>(ids.size()) - wq.window);
+    auto channels = think_pair_channels(echo_global_keys(*echo), wq.q, think_.prune);
+    out.cache = prune_echo_keys(std::move(echo), std::move(channels), static_cast<int64_t>(ids.size()) - wq.window);
     out.scoring_seconds = monotonic_seconds() - t1;
     out.logits = wq.logits;
-    out.cache = std::move(echo);
     return out;
   }
 

@@ -99,7 +99,7 @@ std::unique_ptr<Method> make_kvzip_method(MethodOptions& m) {
   o.level = m.get<std::string>("level", o.level);
   o.storage = m.get<std::string>("storage", o.storage);
   o.chunk_tokens = m.get<int64_t>("score_chunk", o.chunk_tokens);
-  o.calibration = m.get<std::vector<std::string>>("calibration", {});
+  o.calibration = m.path_list("calibration");
   o.calibration_tokens = m.get<int64_t>("calibration_tokens", o.calibration_tokens);
   if (!(o.ratio >= 0 && o.ratio <= 1)) m.fail("kvzip context_ratio must be in [0, 1]");
   if (o.level != "pair" && o.level != "uniform" && o.level != "head") m.fail("kvzip level must be pair, uniform or head");

@@ -70,6 +70,9 @@ class MethodOptions {
     return node_.require<T>(key);
   }
   bool has(const std::string& key) const { return node_.has(key); }
+  // Paths relative to the config file's folder (core/yaml_config.h).
+  std::string get_path(const std::string& key, const std::string& fallback) { return node_.get_path(key, fallback); }
+  std::vector<std::string> path_list(const std::string& key) { return node_.path_list(key); }
   // The size knob every method shares: `ratio` = fraction of the full cache's bytes kept after
   // the prompt, or `compression_ratio` = the fraction removed (kvpress's convention). Both
   // given, or a value outside [0, 1], is an error; nullopt when neither is given.

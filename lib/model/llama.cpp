@@ -21,27 +21,37 @@ std::string shape_str(at::IntArrayRef s) {
   return out + "]";
 }
 
-// The HF tensor names and shapes a config implies.
-std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(const ModelConfig& c) {
-  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
-  const int64_t h = c.hidden_size, i = c.intermediate_size;
-  out.push_back({"model.embed_tokens.weight", {c.vocab_size, h}});
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    out.push_back({p + "input_layernorm.weight", {h}});
-    out.push_back({p + "self_attn.q_proj.weight", {c.q_dim(), h}});
-    out.push_back({p + "self_attn.k_proj.weight", {c.kv_dim(), h}});
-    out.push_back({p + "self_attn.v_proj.weight", {c.kv_dim(), h}});
-    out.push_back({p + "self_attn.o_proj.weight", {h, c.q_dim()}});
-    out.push_back({p + "post_attention_layernorm.weight", {h}});
-    out.push_back({p + "mlp.gate_proj.weight", {i, h}});
-    out.push_back({p + "mlp.up_proj.weight", {i, h}});
-    out.push_back({p + "mlp.down_proj.weight", {h, i}});
-  }
-  out.push_back({"model.norm.weight", {h}});
-  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, h}});
-  return out;
+const char* const kEmbedName = "model.embed_tokens.weight";
+const char* const kNormName = "model.norm.weight";
+const char* const kLmHeadName = "lm_head.weight";
+
+// One decoder layer's tensors: the HF name after "model.layers.<l>.", where it lives in
+// LayerWeights, and the shape a config implies. The only list of them: loading, validation
+// and saving all read it.
+struct LayerTensor {
+  const char* suffix;
+  torch::Tensor LayerWeights::*member;
+  std::vector<int64_t> (*shape)(const ModelConfig&);
+};
+
+const std::vector<LayerTensor>& layer_tensors() {
+  using Shape = std::vector<int64_t>;
+  static const std::vector<LayerTensor> table = {
+      {"input_layernorm.weight", &LayerWeights::input_layernorm, [](const ModelConfig& c) { return Shape{c.hidden_size}; }},
+      {"self_attn.q_proj.weight", &LayerWeights::q_proj, [](const ModelConfig& c) { return Shape{c.q_dim(), c.hidden_size}; }},
+      {"self_attn.k_proj.weight", &LayerWeights::k_proj, [](const ModelConfig& c) { return Shape{c.kv_dim(), c.hidden_size}; }},
+      {"self_attn.v_proj.weight", &LayerWeights::v_proj, [](const ModelConfig& c) { return Shape{c.kv_dim(), c.hidden_size}; }},
+      {"self_attn.o_proj.weight", &LayerWeights::o_proj, [](const ModelConfig& c) { return Shape{c.hidden_size, c.q_dim()}; }},
+      {"post_attention_layernorm.weight", &LayerWeights::post_attention_layernorm,
+       [](const ModelConfig& c) { return Shape{c.hidden_size}; }},
+      {"mlp.gate_proj.weight", &LayerWeights::gate_proj, [](const ModelConfig& c) { return Shape{c.intermediate_size, c.hidden_size}; }},
+      {"mlp.up_proj.weight", &LayerWeights::up_proj, [](const ModelConfig& c) { return Shape{c.intermediate_size, c.hidden_size}; }},
+      {"mlp.down_proj.weight", &LayerWeights::down_proj, [](const ModelConfig& c) { return Shape{c.hidden_size, c.intermediate_size}; }},
+  };
+  return table;
 }
+
+std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
 
 torch::Tensor to_compute(const torch::Tensor& t, torch::Device device, torch::ScalarType dtype) {
   // Same dtype on CPU: .to() returns the mmap view itself (zero copy).
@@ -49,6 +59,18 @@ torch::Tensor to_compute(const torch::Tensor& t, torch::Device device, torch::Sc
 }
 
 }  // namespace
+
+std::vector<HfTensorSpec> hf_tensor_specs(const ModelConfig& c) {
+  std::vector<HfTensorSpec> out;
+  out.push_back({kEmbedName, {c.vocab_size, c.hidden_size}, false});
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    for (const auto& t : layer_tensors())
+      out.push_back({layer_prefix(l) + t.suffix, t.shape(c), t.member == &LayerWeights::input_layernorm ||
+                                                                 t.member == &LayerWeights::post_attention_layernorm});
+  out.push_back({kNormName, {c.hidden_size}, true});
+  if (!c.tie_word_embeddings) out.push_back({kLmHeadName, {c.vocab_size, c.hidden_size}, false});
+  return out;
+}
 
 QueryPositions make_query_positions(int64_t start, int64_t count, torch::Device device) {
   QueryPositions q;
@@ -65,7 +87,9 @@ std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadO
   const torch::ScalarType dtype = parse_compute_dtype(options.dtype, device);
   std::map<std::string, torch::Tensor> tensors;
   std::set<std::string> expected;
-  for (const auto& [name, shape] : expected_tensors(config)) {
+  for (const auto& spec : hf_tensor_specs(config)) {
+    const std::string& name = spec.name;
+    const std::vector<int64_t>& shape = spec.shape;
     expected.insert(name);
     if (!ck.contains(name)) fail(dir, "missing tensor '" + name + "' required by config.json");
     const TensorInfo& info = ck.info(name);
@@ -78,7 +102,7 @@ std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadO
   }
   for (const auto& name : ck.names()) {
     if (expected.count(name)) continue;
-    if (name == "lm_head.weight" && config.tie_word_embeddings) continue;  // HF ties it anyway
+    if (name == kLmHeadName && config.tie_word_embeddings) continue;  // HF ties it anyway
     if (name.find(".bias") != std::string::npos)
       fail(ck.file_of(name), "tensor '" + name + "': biases are not supported by llama/mistral");
     spdlog::warn("{}: ignoring unused tensor '{}'", ck.file_of(name), name);
@@ -104,25 +128,15 @@ std::shared_ptr<LlamaModel> LlamaModel::from_tensors(const ModelConfig& config,
                        shape_str(shape));
     return to_compute(it->second, device, dtype);
   };
-  for (const auto& [name, shape] : expected_tensors(config)) get(name, shape);  // validate all first
-  const int64_t h = config.hidden_size, i = config.intermediate_size;
-  m->embed_tokens_ = get("model.embed_tokens.weight", {config.vocab_size, h});
+  for (const auto& spec : hf_tensor_specs(config)) get(spec.name, spec.shape);  // validate all first
+  m->embed_tokens_ = get(kEmbedName, {config.vocab_size, config.hidden_size});
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights w;
-    w.input_layernorm = get(p + "input_layernorm.weight", {h});
-    w.q_proj = get(p + "self_attn.q_proj.weight", {config.q_dim(), h});
-    w.k_proj = get(p + "self_attn.k_proj.weight", {config.kv_dim(), h});
-    w.v_proj = get(p + "self_attn.v_proj.weight", {config.kv_dim(), h});
-    w.o_proj = get(p + "self_attn.o_proj.weight", {h, config.q_dim()});
-    w.post_attention_layernorm = get(p + "post_attention_layernorm.weight", {h});
-    w.gate_proj = get(p + "mlp.gate_proj.weight", {i, h});
-    w.up_proj = get(p + "mlp.up_proj.weight", {i, h});
-    w.down_proj = get(p + "mlp.down_proj.weight", {h, i});
+    for (const auto& t : layer_tensors()) w.*t.member = get(layer_prefix(l) + t.suffix, t.shape(config));
     m->layers_.push_back(w);
   }
-  m->norm_ = get("model.norm.weight", {h});
-  m->lm_head_ = config.tie_word_embeddings ? m->embed_tokens_ : get("lm_head.weight", {config.vocab_size, h});
+  m->norm_ = get(kNormName, {config.hidden_size});
+  m->lm_head_ = config.tie_word_embeddings ? m->embed_tokens_ : get(kLmHeadName, {config.vocab_size, config.hidden_size});
   return m;
 }
 
@@ -201,22 +215,11 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& ids, KVCache& cache, cons
 
 std::vector<std::pair<std::string, torch::Tensor>> LlamaModel::named_tensors() const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  out.push_back({"model.embed_tokens.weight", embed_tokens_});
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    const LayerWeights& w = layers_[l];
-    out.push_back({p + "input_layernorm.weight", w.input_layernorm});
-    out.push_back({p + "self_attn.q_proj.weight", w.q_proj});
-    out.push_back({p + "self_attn.k_proj.weight", w.k_proj});
-    out.push_back({p + "self_attn.v_proj.weight", w.v_proj});
-    out.push_back({p + "self_attn.o_proj.weight", w.o_proj});
-    out.push_back({p + "post_attention_layernorm.weight", w.post_attention_layernorm});
-    out.push_back({p + "mlp.gate_proj.weight", w.gate_proj});
-    out.push_back({p + "mlp.up_proj.weight", w.up_proj});
-    out.push_back({p + "mlp.down_proj.weight", w.down_proj});
-  }
-  out.push_back({"model.norm.weight", norm_});
-  if (!config_.tie_word_embeddings) out.push_back({"lm_head.weight", lm_head_});
+  out.push_back({kEmbedName, embed_tokens_});
+  for (size_t l = 0; l < layers_.size(); ++l)
+    for (const auto& t : layer_tensors()) out.push_back({layer_prefix(int64_t(l)) + t.suffix, layers_[l].*t.member});
+  out.push_back({kNormName, norm_});
+  if (!config_.tie_word_embeddings) out.push_back({kLmHeadName, lm_head_});
   return out;
 }
 

@@ -26,6 +26,17 @@ struct LayerWeights {
   torch::Tensor down_proj;                 // [H, I]
 };
 
+// A tensor of an HF Llama/Mistral checkpoint: its name, the shape a config implies, and
+// whether it is an RMSNorm scale (initialised to ones) rather than a projection.
+struct HfTensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  bool is_norm = false;
+};
+// Every tensor a config implies, in checkpoint order (embedding, layers, norm, lm_head
+// unless tied). The one list: loading, validation, saving and random models read it.
+std::vector<HfTensorSpec> hf_tensor_specs(const ModelConfig& config);
+
 struct LoadOptions {
   std::string device = "cpu";
   std::string dtype = "float32";  // compute dtype: float32 | bfloat16 | float16 (GPU)

@@ -12,23 +12,10 @@ std::map<std::string, torch::Tensor> random_llama_tensors(const ModelConfig& c, 
   auto normal = [&](std::vector<int64_t> shape) {
     return at::normal(0.0, init_std, shape, gen, torch::TensorOptions().dtype(torch::kFloat32));
   };
+  // Draws in checkpoint order (embedding, each layer's projections, lm_head), norms are ones.
   std::map<std::string, torch::Tensor> t;
-  const int64_t h = c.hidden_size, i = c.intermediate_size;
-  t["model.embed_tokens.weight"] = normal({c.vocab_size, h});
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    t[p + "input_layernorm.weight"] = torch::ones({h});
-    t[p + "self_attn.q_proj.weight"] = normal({c.q_dim(), h});
-    t[p + "self_attn.k_proj.weight"] = normal({c.kv_dim(), h});
-    t[p + "self_attn.v_proj.weight"] = normal({c.kv_dim(), h});
-    t[p + "self_attn.o_proj.weight"] = normal({h, c.q_dim()});
-    t[p + "post_attention_layernorm.weight"] = torch::ones({h});
-    t[p + "mlp.gate_proj.weight"] = normal({i, h});
-    t[p + "mlp.up_proj.weight"] = normal({i, h});
-    t[p + "mlp.down_proj.weight"] = normal({h, i});
-  }
-  t["model.norm.weight"] = torch::ones({h});
-  if (!c.tie_word_embeddings) t["lm_head.weight"] = normal({c.vocab_size, h});
+  for (const auto& spec : hf_tensor_specs(c))
+    t[spec.name] = spec.is_norm ? torch::ones(spec.shape) : normal(spec.shape);
   return t;
 }
 

@@ -143,25 +143,4 @@ CorpusStats build_corpus(const CorpusOptions& options, const std::string& dir) {
   return stats;
 }
 
-std::vector<std::string> read_jsonl_texts(const std::string& path) {
-  std::istringstream in(read_text_file(path));
-  std::vector<std::string> out;
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail(path, "line " + std::to_string(n) + ": not valid JSON: " + e.what());
-    }
-    if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
-      fail(path, "line " + std::to_string(n) + ": no \"text\" string");
-    out.push_back(j["text"].get<std::string>());
-  }
-  return out;
-}
-
 }  // namespace echokv

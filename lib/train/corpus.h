@@ -33,8 +33,6 @@ CorpusStats build_corpus(const CorpusOptions& options, const std::string& dir);
 // fortune index files .dat/.u8 left out). Errors name the path when it does not exist.
 std::vector<std::string> corpus_source_files(const CorpusSource& source);
 
-// Reads the "text" fields of a JSONL file (errors name the file and line).
-std::vector<std::string> read_jsonl_texts(const std::string& path);
 
 // Cleans one dictd/fortune paragraph: drops [1913 Webster]-style source tags, \pron\ marks and
 // {braces}, collapses whitespace.

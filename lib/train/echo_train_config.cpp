@@ -21,13 +21,18 @@ EchoTrainConfig EchoTrainConfig::load(const std::string& path) {
   auto root = ConfigNode::load_file(path);
   EchoTrainConfig c;
   c.source = path;
-  c.model = root.require<std::string>("model");
+  c.model = root.require_path("model");
   c.device = root.get<std::string>("device", c.device);
   c.dtype = root.get<std::string>("dtype", c.dtype);
   c.threads = root.get<int>("threads", c.threads);
   {
     auto p = root.child("plan");
-    c.plan_file = p.get<std::string>("file", "");
+    c.plan_file = p.get_path("file", "");
+    // A plan file fixes its own ratio and strategy; a second value next to it would be ignored.
+    for (const char* key : {"ratio", "strategy", "granularity"})
+      if (!c.plan_file.empty() && p.has(key))
+        fail(path, std::string("plan.") + key + " cannot be given with plan.file (the plan file " + c.plan_file +
+                       " fixes which heads are kept; its ratio is the plan's own)");
     c.plan_strategy = p.get<std::string>("strategy", c.plan_strategy);
     c.plan_ratio = p.get<double>("ratio", c.plan_ratio);
     c.plan_granularity = p.get<int64_t>("granularity", c.plan_granularity);
@@ -77,7 +82,7 @@ EchoTrainConfig EchoTrainConfig::load(const std::string& path) {
   c.seed = root.get<uint64_t>("seed", c.seed);
   c.checkpoint_every = root.get<int64_t>("checkpoint_every", c.checkpoint_every);
   c.log_every = root.get<int64_t>("log_every", c.log_every);
-  c.output_dir = root.require<std::string>("output_dir");
+  c.output_dir = root.require_path("output_dir");
   root.finish();
   if (c.checkpoint_every <= 0 || c.log_every <= 0) fail(path, "checkpoint_every and log_every must be positive");
   if (c.sink_tokens >= c.data.seq_len) fail(path, "attention.sink_tokens must be below data.seq_len");

@@ -32,16 +32,11 @@ double cosine_lr(double lr, int64_t step, int64_t total) {
 }  // namespace
 
 HeadPlan echo_plan_for(const EchoTrainConfig& c, const ModelConfig& mc) {
-  const PlanShape shape{mc.num_hidden_layers, mc.num_key_value_heads, mc.head_dim};
+  const PlanShape shape = PlanShape::of(mc);
   if (!c.plan_file.empty()) {
     auto plan = HeadPlan::load(c.plan_file);
-    if (plan.shape.num_layers != shape.num_layers || plan.shape.num_kv_heads != shape.num_kv_heads ||
-        plan.shape.head_dim != shape.head_dim)
-      fail(c.plan_file, "plan is for " + std::to_string(plan.shape.num_layers) + " layers x " +
-                            std::to_string(plan.shape.num_kv_heads) + " KV heads x " +
-                            std::to_string(plan.shape.head_dim) + ", the model " + c.model + " has " +
-                            std::to_string(shape.num_layers) + " x " + std::to_string(shape.num_kv_heads) + " x " +
-                            std::to_string(shape.head_dim));
+    if (plan.shape != shape)
+      fail(c.plan_file, "plan is for " + plan.shape.text() + ", the model " + c.model + " has " + shape.text());
     return plan;
   }
   return HeadPlan::paper_for_ratio(shape, c.plan_ratio,
@@ -97,33 +92,34 @@ nlohmann::json validate(LlamaModel& model, const Reconstructor& r, const Rebuild
       if (any) o_mse[l] += output_mse(model, r, rebuild, l, t, c.sink_tokens, c.recent_tokens).item<double>() / double(count);
     }
   }
-  auto nan_if_global = [&](std::vector<double> v, KVKind kind) {
+  // Which layers a metric covers: K metrics where keys are rebuilt, V where values are, the
+  // attention output where either is.
+  std::vector<bool> key_layers(L), value_layers(L), any_layers(L);
+  for (int l = 0; l < L; ++l) {
+    key_layers[l] = r.compressed(l, KVKind::Key);
+    value_layers[l] = r.compressed(l, KVKind::Value);
+    any_layers[l] = key_layers[l] || value_layers[l];
+  }
+  auto per_layer = [&](const std::vector<double>& v, const std::vector<bool>& covered) {
     nlohmann::json out = nlohmann::json::array();
-    for (int l = 0; l < L; ++l) {
-      const bool comp = kind == KVKind(-1) ? (r.compressed(l, KVKind::Key) || r.compressed(l, KVKind::Value))
-                                           : r.compressed(l, kind);
-      out.push_back(comp ? nlohmann::json(v[l]) : nlohmann::json(nullptr));
-    }
+    for (int l = 0; l < L; ++l) out.push_back(covered[l] ? nlohmann::json(v[l]) : nlohmann::json(nullptr));
     return out;
   };
-  auto mean_of = [&](const std::vector<double>& v, KVKind kind) {
+  auto mean_of = [&](const std::vector<double>& v, const std::vector<bool>& covered) {
     double s = 0;
     int n = 0;
-    for (int l = 0; l < L; ++l) {
-      const bool comp = kind == KVKind(-1) ? (r.compressed(l, KVKind::Key) || r.compressed(l, KVKind::Value))
-                                           : r.compressed(l, kind);
-      if (comp) s += v[l], ++n;
-    }
+    for (int l = 0; l < L; ++l)
+      if (covered[l]) s += v[l], ++n;
     return n ? s / n : 0.0;
   };
-  return {{"k_mse", nan_if_global(k_mse, KVKind::Key)},
-          {"v_mse", nan_if_global(v_mse, KVKind::Value)},
-          {"o_mse", nan_if_global(o_mse, KVKind(-1))},
-          {"k_variance", nan_if_global(k_var, KVKind::Key)},
-          {"v_variance", nan_if_global(v_var, KVKind::Value)},
-          {"mean_k_mse", mean_of(k_mse, KVKind::Key)},
-          {"mean_v_mse", mean_of(v_mse, KVKind::Value)},
-          {"mean_o_mse", mean_of(o_mse, KVKind(-1))},
+  return {{"k_mse", per_layer(k_mse, key_layers)},
+          {"v_mse", per_layer(v_mse, value_layers)},
+          {"o_mse", per_layer(o_mse, any_layers)},
+          {"k_variance", per_layer(k_var, key_layers)},
+          {"v_variance", per_layer(v_var, value_layers)},
+          {"mean_k_mse", mean_of(k_mse, key_layers)},
+          {"mean_v_mse", mean_of(v_mse, value_layers)},
+          {"mean_o_mse", mean_of(o_mse, any_layers)},
           {"sequences", count}};
 }
 

@@ -28,17 +28,17 @@ PretrainConfig PretrainConfig::load(const std::string& path) {
   c.source = path;
   auto root = ConfigNode::load_file(path);
   c.name = root.require<std::string>("name");
-  c.work_dir = root.require<std::string>("work_dir");
-  c.output_dir = root.require<std::string>("output_dir");
+  c.work_dir = root.require_path("work_dir");
+  c.output_dir = root.require_path("output_dir");
   c.seed = root.get<uint64_t>("seed", 1234);
   c.threads = root.get<int>("threads", 0);
-  c.init_from = root.get<std::string>("init_from", "");
+  c.init_from = root.get_path("init_from", "");
 
   auto corpus = root.child("corpus");
   for (auto& s : corpus.list("sources")) {
     CorpusSource src;
     src.name = s.require<std::string>("name");
-    src.path = s.require<std::string>("path");
+    src.path = s.require_path("path");
     // ECHOKV_DATA_ROOT relocates absolute source paths (a machine where the Debian data
     // packages are unpacked under a folder, e.g. the GPU bundle); content is still checked
     // against the lock.
@@ -129,7 +129,7 @@ PretrainConfig PretrainConfig::load(const std::string& path) {
   if (root.has("ruler")) {
     auto r = root.child("ruler");
     c.has_ruler = true;
-    c.ruler.data_dir = r.require<std::string>("data_dir");
+    c.ruler.data_dir = r.require_path("data_dir");
     c.ruler.tasks = r.get<std::vector<std::string>>("tasks", {});
     c.ruler.model_template = r.get<std::string>("template", c.ruler.model_template);
     c.ruler.essay_train_begin = r.get<double>("essay_train_begin", c.ruler.essay_train_begin);

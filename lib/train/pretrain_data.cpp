@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "io/jsonl.h"
 #include "train/corpus.h"
 #include "train/corpus_sources.h"
 

@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "io/jsonl.h"
 #include "core/progress.h"
 #include "core/runtime.h"
 #include "io/safetensors.h"
@@ -86,6 +87,23 @@ void save_checkpoint(const std::string& work, int64_t step, const std::map<std::
                      torch::optim::AdamW& optimizer, const nlohmann::json& state) {
   std::vector<std::pair<std::string, torch::Tensor>> list(master.begin(), master.end());
   save_training_checkpoint(checkpoints_dir(work), "step-" + std::to_string(step), list, optimizer, state);
+}
+
+// A resumed run logs the steps after its checkpoint again: the records a killed run wrote past
+// the checkpoint (and a torn last line) are dropped first, so each step appears once.
+void drop_records_after_step(const std::string& path, int64_t step) {
+  if (!file_exists(path)) return;
+  std::string kept;
+  bool dropped = false;
+  for (const auto& r : read_jsonl(path, true)) {
+    if (r.value("step", int64_t{0}) > step) {
+      dropped = true;
+      continue;
+    }
+    kept += r.dump() + "\n";
+  }
+  const std::string text = read_text_file(path);
+  if (dropped || (!text.empty() && text.back() != '\n')) write_text_atomic(path, kept);
 }
 
 }  // namespace
@@ -320,6 +338,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
               << format_duration(trained_seconds) << " trained)" << std::endl;
   }
   const std::string metrics_path = join_path(c.work_dir, "metrics.jsonl");
+  if (resumed) drop_records_after_step(metrics_path, step);
   std::ofstream metrics(metrics_path, std::ios::app);
   auto model = view_model(c, master, dtype);
   std::cerr << "[pretrain] " << c.name << ": " << model->parameter_count() << " parameters, " << threads

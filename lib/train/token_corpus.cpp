@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "io/jsonl.h"
 #include "train/corpus.h"
 
 namespace echokv {

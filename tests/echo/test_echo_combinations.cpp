@@ -1,9 +1,11 @@
 // EchoKV combined with the other axes, on a random model whose reconstructors are exact by
 // construction (so EchoKV alone equals the full cache):
-//   echo x KVzip : per-layer token masks on the EchoKV cache attend exactly like the retain-mode
-//                  full cache with the same masks; bytes drop what no reader needs (hand count);
-//   hybrid       : key channels pruned before RoPE inside the EchoKV cache attend exactly like
-//                  the same channels zeroed after RoPE in a full cache (PrunedKeyCache).
+//   echo x KVzip : per-layer token masks over the EchoKV cache (evict_echo_tokens) attend exactly
+//                  like the retain-mode full cache with the same masks; bytes drop what no reader
+//                  needs (hand count);
+//   hybrid       : key channels pruned before RoPE in the EchoKV cache's global key stores
+//                  (prune_echo_keys) attend exactly like the same channels zeroed after RoPE in
+//                  a full cache (PrunedKeyCache).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +15,7 @@
 #include "compress/observation_window.h"
 #include "compress/think.h"
 #include "echo/echo_cache.h"
+#include "methods/echo_parts.h"
 #include "model/model_test_util.h"
 #include "model/random_model.h"
 #include "echo/exact_echo_model.h"
@@ -51,9 +54,9 @@ TEST(EchoKvzip, TokenMasksAttendLikeTheMaskedFullCacheAndBytesDropWhatNoReaderNe
   torch::manual_seed(9);
   std::vector<torch::Tensor> keep;  // per layer [n_ctx]
   for (int l = 0; l < cfg.num_hidden_layers; ++l) keep.push_back(torch::rand({n_ctx}) < 0.4 + 0.2 * l);
-  auto echo = m.echo(S, R);
+  auto echo = evict_echo_tokens(m.echo(S, R));
   m.model->forward(torch::tensor(head).view({1, -1}), *echo);
-  echo->set_token_keep(begin, keep);
+  echo->set_keep(begin, keep);
   MaskedFullCache masked(make_full_cache(*m.model, 64));
   m.model->forward(torch::tensor(head).view({1, -1}), masked);
   std::vector<torch::Tensor> pair_keep;
@@ -89,10 +92,9 @@ TEST(EchoHybrid, KeyPairsPrunedBeforeRopeEqualChannelsZeroedAfterRope) {
   const int64_t D = cfg.head_dim, prompt = 50, w = 6;
   const auto ids = random_ids(prompt + 8, cfg.vocab_size, 6);
   const std::vector<int64_t> head(ids.begin(), ids.begin() + prompt), tail(ids.begin() + prompt, ids.end());
-  auto echo = m.echo(2, 6);
-  auto wq = prefill_with_window_queries(*m.model, *echo, head, w, 16);
-  std::vector<torch::Tensor> keys;
-  for (int l = 0; l < cfg.num_hidden_layers; ++l) keys.push_back(echo->global_key_features(l));
+  auto unpruned = m.echo(2, 6);
+  auto wq = prefill_with_window_queries(*m.model, *unpruned, head, w, 16);
+  std::vector<torch::Tensor> keys = echo_global_keys(*unpruned);
   const auto channels = think_pair_channels(keys, wq.q, 0.5);
   // Pairs ranked by ||Q_pair|| * ||K_pair|| recomputed by hand for layer 1, KV head 0.
   {
@@ -115,7 +117,7 @@ TEST(EchoHybrid, KeyPairsPrunedBeforeRopeEqualChannelsZeroedAfterRope) {
       EXPECT_EQ(channels[1][0][score[r].second + half].item<bool>(), kept);
     }
   }
-  echo->prune_key_channels(channels, prompt - w);
+  auto echo = prune_echo_keys(std::move(unpruned), channels, prompt - w);
   auto full = make_full_cache(*m.model, 64);
   m.model->forward(torch::tensor(head).view({1, -1}), *full);
   PrunedKeyCache pruned(std::move(full), prompt - w, channels);
@@ -128,9 +130,11 @@ TEST(EchoHybrid, KeyPairsPrunedBeforeRopeEqualChannelsZeroedAfterRope) {
   ExactModel both(true);
   auto e2 = both.echo(2, 6);
   both.model->forward(torch::tensor(head).view({1, -1}), *e2);
-  EXPECT_THROW(e2->prune_key_channels(channels, 10), Error);
+  EXPECT_THROW(prune_echo_keys(std::move(e2), channels, 10), Error);
   auto odd = channels;
   odd[0] = odd[0].clone();
   odd[0][0][0] = !odd[0][0][0].item<bool>();
-  EXPECT_THROW(echo->prune_key_channels(odd, 10), Error);
+  auto e3 = m.echo(2, 6);
+  m.model->forward(torch::tensor(head).view({1, -1}), *e3);
+  EXPECT_THROW(prune_echo_keys(std::move(e3), odd, 10), Error);
 }

@@ -261,6 +261,10 @@ TEST(EvalRunner, SweepsAndCommandLineOverrides) {
   EXPECT_EQ(names, (std::vector<std::string>{"full", "snap-0.7", "snap-0.5", "snap-0.3", "kv"}));
   EXPECT_NEAR(*c.methods[2].method->requested_ratio(), 0.5, 1e-12);
   EXPECT_NE(c.yaml.find("[0.7, 0.5, 0.3]"), std::string::npos);  // the file as written
+  // Paths in the file resolve beside it (the config runs from any directory).
+  EXPECT_EQ(c.model, tmp.file("m"));
+  EXPECT_EQ(c.out_dir, tmp.file("o"));
+  EXPECT_EQ(c.fidelity->path, tmp.file("p"));
 
   EvalOverrides o;
   o.methods = {"snap-0.5", "kv"};
@@ -279,6 +283,12 @@ TEST(EvalRunner, SweepsAndCommandLineOverrides) {
   EXPECT_EQ(d.fidelity->sequences, 3);
   EXPECT_DOUBLE_EQ(d.fraction, 0.5);
   EXPECT_NE(d.yaml.find("snap-0.5@0.25"), std::string::npos);
+  EXPECT_EQ(d.model, tmp.file("m"));  // untouched by the overrides: still beside the config
+  // A path typed on the command line means the working directory, not the config's folder.
+  o.settings = {"out_dir=elsewhere/run", "fidelity.path=/abs/p"};
+  const auto e = EvalConfig::load(tmp.file("s.yaml"), o);
+  EXPECT_EQ(e.out_dir, "elsewhere/run");
+  EXPECT_EQ(e.fidelity->path, "/abs/p");
   o.methods = {"nope"};
   EXPECT_NE(error_of([&] { EvalConfig::load(tmp.file("s.yaml"), o); }).find("--method nope"), std::string::npos);
   o.methods = {};

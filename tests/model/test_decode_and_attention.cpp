@@ -129,3 +129,50 @@ TEST(Attention, MistralSlidingWindowSeesOnlyTheLastWTokens) {
 }
 
 }  // namespace
+
+// Per-head blocks (each KV head's tokens on its own, as compacted caches hand them) give the
+// same attention as full-width blocks over the same tokens; gradients flow through both.
+TEST(Attention, PerHeadBlocksEqualFullWidthBlocksAndBadCombinationsAreRejected) {
+  const int64_t t = 9, d = 4, hkv = 2;
+  auto q = torch::randn({1, 4, t, d}, torch::requires_grad());
+  auto k = torch::randn({1, hkv, t, d});
+  auto v = torch::randn({1, hkv, t, d});
+  const QueryPositions qpos = make_query_positions(0, t, torch::kCPU);
+  AttentionOptions opt;
+  opt.scale = 0.5;
+  auto full_width = attend_blocks(
+      q, qpos, [&](const std::function<void(const KVBlock&)>& visit) { visit_in_blocks(k, v, 4, visit); }, opt);
+  auto per_head_visit = [&](const std::function<void(const KVBlock&)>& visit) {
+    for (int64_t h = hkv - 1; h >= 0; --h)  // heads in any order, each in blocks of 4
+      visit_in_blocks(k.narrow(1, h, 1), v.narrow(1, h, 1), 4, [&](const KVBlock& b) {
+        KVBlock one = b;
+        one.head = h;
+        one.kv_heads = hkv;
+        one.is_only = false;
+        visit(one);
+      });
+  };
+  auto per_head = attend_blocks(q, qpos, per_head_visit, opt);
+  EXPECT_LE((per_head - full_width).abs().max().item<double>(), 1e-6);
+  auto grad_full = torch::autograd::grad({full_width.sum()}, {q})[0];
+  auto grad_head = torch::autograd::grad({per_head.sum()}, {q})[0];
+  EXPECT_LE((grad_full - grad_head).abs().max().item<double>(), 1e-5);
+
+  auto q_plain = q.detach();
+  auto rejects = [&](const std::function<void(KVBlock&)>& spoil, bool also_full_width) {
+    return attend_blocks(q_plain, qpos,
+                         [&](const std::function<void(const KVBlock&)>& visit) {
+                           if (also_full_width) visit_in_blocks(k, v, 4, visit);
+                           per_head_visit([&](const KVBlock& b) {
+                             KVBlock bad = b;
+                             spoil(bad);
+                             visit(bad);
+                           });
+                         },
+                         opt);
+  };
+  // Latent values are only implemented for full-width blocks.
+  EXPECT_THROW(rejects([&](KVBlock& b) { b.v_latent = torch::zeros({1, b.k.size(2), 3}); }, false), c10::Error);
+  EXPECT_THROW(rejects([&](KVBlock& b) { b.head = hkv; }, false), c10::Error);
+  EXPECT_THROW(rejects([&](KVBlock&) {}, true), c10::Error);  // per-head and full-width in one layer
+}

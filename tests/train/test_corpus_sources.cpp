@@ -53,7 +53,7 @@ TEST(CorpusSources, FingerprintCoversNamesAndBytesInOrder) {
 
 TEST(CorpusSources, ShippedLockMatchesInstallDepsPins) {
   const auto config = PretrainConfig::load(source_dir() + "/configs/testbed/tb8.yaml");
-  const std::string lock_path = source_dir() + "/" + config.work_dir + "/corpus-sources.json";
+  const std::string lock_path = config.work_dir + "/corpus-sources.json";  // work_dir: beside the config
   ASSERT_TRUE(file_exists(lock_path)) << lock_path;
   const auto lock = nlohmann::json::parse(read_text_file(lock_path));
   const std::string script = read_text_file(source_dir() + "/scripts/install-deps.sh");

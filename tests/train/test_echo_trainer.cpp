@@ -167,6 +167,12 @@ TEST(EchoTrainConfig, UnknownKeysAndBadPlansAreClearErrors) {
   std::ofstream(dir.file("echo2.yaml")) << text;
   msg = error_of([&] { run_echo_training(EchoTrainConfig::load(dir.file("echo2.yaml"))); });
   EXPECT_NE(msg.find("plan is for 4 layers"), std::string::npos) << msg;
+  // A ratio next to a plan file would be ignored (the file fixes the kept heads): refused.
+  text.replace(text.find("{file: "), 7, "{ratio: 0.3, file: ");
+  std::ofstream(dir.file("echo3.yaml")) << text;
+  msg = error_of([&] { EchoTrainConfig::load(dir.file("echo3.yaml")); });
+  EXPECT_NE(msg.find("plan.ratio cannot be given with plan.file"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("echo3.yaml"), std::string::npos) << msg;
 }
 
 TEST(EchoObjectives, LeastSquaresInitIsStage1Optimum) {

@@ -16,6 +16,7 @@
 #include "core/files.h"
 #include "io/safetensors.h"
 #include "train/pretrainer.h"
+#include "io/jsonl.h"
 #include "test_support.h"
 
 using namespace echokv;
@@ -146,6 +147,14 @@ TEST(Pretrainer, KilledAndResumedRunEqualsUninterruptedRun) {
   auto wb = load_safetensors(b.file("out/model.safetensors"));
   ASSERT_EQ(wa.size(), wb.size());
   for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wb.at(name))) << name;
+  // Every step is logged once: what the killed run logged past its checkpoint was dropped.
+  auto logged_steps = [](const std::string& path) {
+    std::vector<int64_t> steps;
+    for (const auto& r : read_jsonl(path))
+      if (r.contains("loss")) steps.push_back(r["step"].get<int64_t>());
+    return steps;
+  };
+  EXPECT_EQ(logged_steps(b.file("work/metrics.jsonl")), logged_steps(a.file("work/metrics.jsonl")));
 }
 
 // A finished run continued on RULER-format samples (issue 17's recipe shape): the new run

@@ -34,7 +34,8 @@ TEST(ShippedTestbed, LoadsAndItsCardPerplexityReproduces) {
   const double card_ppl = std::stod(m[1]);
 
   auto config = PretrainConfig::load(source_dir() + "/configs/testbed/tb8.yaml");
-  config.work_dir = source_dir() + "/" + config.work_dir;  // the config's paths are relative to the repository
+  // The config's paths are relative to its own folder: work_dir is the repository's data/training/testbed-8l.
+  EXPECT_EQ(std::filesystem::path(config.work_dir), std::filesystem::path(source_dir() + "/data/training/testbed-8l").lexically_normal());
   const auto data = prepare_pretrain_data(config, /*heldout_only=*/true);
   const auto result = heldout_perplexity(*model, config, data, config.eval_heldout_sequences);
   const double ppl = result["heldout_ppl"].get<double>();
