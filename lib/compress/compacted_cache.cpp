@@ -99,7 +99,31 @@ int64_t CompactedCache::bytes() const {
 }
 
 int64_t CompactedCache::full_bytes() const {
-  return committed_ * static_cast<int64_t>(heads_.size()) * kv_heads_ * batch_ * head_dim_ * 2 * element_size_;
+  return (committed_ + renumbered_away_) * static_cast<int64_t>(heads_.size()) * kv_heads_ * batch_ * head_dim_ * 2 *
+         element_size_;
+}
+
+void CompactedCache::renumber_contiguous() {
+  const int64_t len = heads_.at(0).at(0).len;
+  for (const auto& layer : heads_)
+    for (const auto& h : layer)
+      if (h.len != len)
+        throw Error("key re-rotation needs every head to keep the same number of tokens (" + std::to_string(h.len) +
+                    " vs " + std::to_string(len) + "): use a per-head budget");
+  if (len == 0) return;
+  for (auto& layer : heads_)
+    for (auto& h : layer) {
+      auto old_positions = h.positions.narrow(0, 0, len);
+      auto fresh = torch::arange(len, old_positions.options());
+      auto keys = h.k.narrow(1, 0, len);                                                    // [B, len, D]
+      auto moved = rope_->apply(keys.unsqueeze(1), fresh - old_positions).squeeze(1);       // RoPE(new) = RoPE(new - old) RoPE(old)
+      keys.copy_(moved);
+      old_positions.copy_(fresh);
+      h.min_position = 0;
+      h.max_position = len - 1;
+    }
+  renumbered_away_ += committed_ - len;
+  committed_ = len;
 }
 
 void CompactedCache::truncate(int64_t length) {
@@ -121,6 +145,7 @@ void CompactedCache::reset() {
       h.max_position = -1;
     }
   committed_ = 0;
+  renumbered_away_ = 0;
 }
 
 }  // namespace echokv

@@ -34,6 +34,12 @@ class CompactedCache : public KVCache {
   // Drops every token at position >= length (a question and its answer), keeping the
   // compressed context for the next question on the same context.
   void truncate(int64_t length);
+  // KeyRerotation (kvpress's KeyRerotationPress; HF's SinkCache and FINCH do the same): every
+  // head's kept tokens renumbered 0 .. L-1 and their keys re-rotated by (new - old position),
+  // so the cache reads as a contiguous L-token prompt and the next token takes position L.
+  // Needs every (layer, head) to hold the same L tokens; full_bytes() still counts the
+  // positions the prompt had.
+  void renumber_contiguous();
   // Tokens held by (layer, KV head).
   int64_t head_length(int layer, int64_t head) const { return heads_[layer][head].len; }
 
@@ -50,6 +56,7 @@ class CompactedCache : public KVCache {
   int64_t batch_ = 1, kv_heads_ = 0, head_dim_ = 0, element_size_ = 0;
   std::vector<std::vector<Head>> heads_;  // [layer][kv head]
   int64_t committed_ = 0;
+  int64_t renumbered_away_ = 0;  // positions renumber_contiguous() removed (full_bytes counts them)
 };
 
 }  // namespace echokv

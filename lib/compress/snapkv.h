@@ -25,5 +25,9 @@ struct SnapKVOptions {
 // of the last w prompt tokens. Returns per layer bool [Hkv, n].
 std::vector<torch::Tensor> snapkv_keep(const FullCache& cache, const std::vector<torch::Tensor>& window_q,
                                        double scale, const SnapKVOptions& options);
+// The same with a capacity per layer (PyramidKV): layer l keeps capacity[l] prompt pairs per
+// head, window included.
+std::vector<torch::Tensor> snapkv_keep_per_layer(const FullCache& cache, const std::vector<torch::Tensor>& window_q,
+                                                 double scale, int64_t kernel, const std::vector<int64_t>& capacity);
 
 }  // namespace echokv

@@ -15,7 +15,20 @@ namespace echokv {
   X(think, make_think_method, "ThinK: query-driven key channel pruning")                           \
   X(hybrid, make_hybrid_method, "EchoKV-Hybrid: ThinK on keys, EchoKV on values")                  \
   X(echo_kvzip, make_echo_kvzip_method, "EchoKV x KVzip: EchoKV on the tokens KVzip keeps")      \
-  X(knorm, make_knorm_method, "Knorm: the lowest-norm keys of the context, per head")
+  X(knorm, make_knorm_method, "Knorm: the lowest-norm keys of the context, per head")                         \
+  X(random, make_random_method, "Random: a random subset of the context per head (the floor)")               \
+  X(keydiff, make_keydiff_method, "KeyDiff: the context keys least similar to the mean key, per head")     \
+  X(tova, make_tova_method, "TOVA: the context's last query's attention, averaged over heads")            \
+  X(observed_attention, make_observed_attention_method, "ObservedAttention (H2O): mean attention received") \
+  X(adakv, make_adakv_method, "AdaKV: one top-k over a layer's heads (head budgets differ), any scorer")   \
+  X(chunkkv, make_chunkkv_method, "ChunkKV: the top chunks of 20 context tokens, any scorer")              \
+  X(pyramidkv, make_pyramidkv_method, "PyramidKV: SnapKV scores, layer budgets falling with depth")       \
+  X(expected_attention, make_expected_attention_method, "ExpectedAttention: attention expected from query statistics x ||v||") \
+  X(lagkv, make_lagkv_method, "LagKV: lag-relative key/value spread, attention-free")                      \
+  X(criticalkv, make_criticalkv_method, "CriticalKV: any scorer rescaled by ||W_o v||_1, two stages")    \
+  X(key_rerotation, make_key_rerotation_method, "KeyRerotation: any scorer, kept keys moved to contiguous positions")  \
+  X(kivi, make_kivi_method, "KIVI: keys per channel, values per token, 2/4-bit, recent tokens full precision")  \
+  X(duo_attention, make_duo_attention_method, "DuoAttention (on the fly): streaming heads keep sink + recent, per-head storage")
 
 #define ECHOKV_DECLARE(kind, factory, summary) std::unique_ptr<Method> factory(MethodOptions& options);
 ECHOKV_METHODS(ECHOKV_DECLARE)

@@ -2,11 +2,8 @@
 // odd `kernel`, chooses per KV head the prompt tokens kept (the window always among them);
 // the kept pairs are compacted. Size knob: `ratio` = prompt tokens kept per head (window
 // included) = stored / full bytes after the prompt, exact up to rounding to a whole token.
-#include "compress/compacted_cache.h"
-#include "compress/observation_window.h"
 #include "compress/snapkv.h"
-#include "core/clock.h"
-#include "methods/method.h"
+#include "methods/compacted_prefill.h"
 
 namespace echokv {
 namespace {
@@ -20,16 +17,10 @@ class SnapKVMethod : public Method {
   bool scores_prompt() const override { return true; }
   PreparedPrompt prefill(LlamaModel& model, const std::vector<int64_t>& ids, const PromptSpan&, int64_t capacity,
                          int64_t chunk) const override {
-    torch::NoGradGuard no_grad;
-    PreparedPrompt out;
-    auto [full, wq, seconds] = prefill_full_with_window_queries(model, ids, o_.window, capacity, chunk);
-    out.prefill_seconds = seconds;
-    const double t1 = monotonic_seconds();
-    const auto keep = snapkv_keep(*full, wq.q, model.attention_options().scale, o_);
-    out.cache = std::make_unique<CompactedCache>(*full, model.rope(), 0, keep);
-    out.scoring_seconds = monotonic_seconds() - t1;
-    out.logits = wq.logits;
-    return out;
+    const double scale = model.attention_options().scale;
+    return prefill_window_compacted(model, ids, o_.window, capacity, chunk, [&](const FullCache& full, const WindowQueries& wq) {
+      return snapkv_keep(full, wq.q, scale, o_);
+    });
   }
 
  private:

@@ -1,5 +1,7 @@
 #include "train/pretrain_config.h"
 
+#include <algorithm>
+
 #include <cstdlib>
 
 #include <cmath>
@@ -98,7 +100,13 @@ PretrainConfig PretrainConfig::load(const std::string& path) {
   for (auto& s : t.list("curriculum")) {
     CurriculumStage st;
     st.until_step = s.require<int64_t>("until_step");
-    st.seq_len = s.require<int64_t>("seq_len");
+    if (s.yaml()["seq_len"] && s.yaml()["seq_len"].IsSequence()) {
+      st.lengths = s.require<std::vector<int64_t>>("seq_len");
+      if (st.lengths.empty()) fail(path, "curriculum seq_len list is empty");
+    } else {
+      st.lengths = {s.require<int64_t>("seq_len")};
+    }
+    st.seq_len = *std::max_element(st.lengths.begin(), st.lengths.end());
     st.mix = s.number_map("mix");
     s.finish();
     double total = 0;
@@ -111,8 +119,9 @@ PretrainConfig PretrainConfig::load(const std::string& path) {
       total += v;
     }
     if (total <= 0) fail(path, "curriculum stage with an empty mix");
-    if (st.seq_len < 64 || st.seq_len > mc.max_position_embeddings)
-      fail(path, "curriculum seq_len " + std::to_string(st.seq_len) + " outside [64, max_position_embeddings]");
+    for (int64_t len : st.lengths)
+      if (len < 64 || len > mc.max_position_embeddings)
+        fail(path, "curriculum seq_len " + std::to_string(len) + " outside [64, max_position_embeddings]");
     c.curriculum.push_back(st);
   }
   if (c.curriculum.empty()) fail(path, "train.curriculum needs at least one stage");

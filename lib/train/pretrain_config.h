@@ -13,7 +13,11 @@ namespace echokv {
 
 struct CurriculumStage {
   int64_t until_step = 0;                 // this stage covers steps < until_step
-  int64_t seq_len = 256;
+  int64_t seq_len = 256;                  // the longest of `lengths`
+  // `seq_len: N` or `seq_len: [N1, N2, ...]`: micro-batch m of step s is made at
+  // lengths[(s x micro_steps + m) % size] (repeats weight a length), so every length keeps
+  // being trained (one length per stage made a model forget the others).
+  std::vector<int64_t> lengths = {256};
   std::map<std::string, double> mix;      // task kind -> probability
 };
 

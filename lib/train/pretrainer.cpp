@@ -361,14 +361,19 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
     const CurriculumStage& stage = c.stage_at(step);
     const double lr = learning_rate(c, step);
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-    const int64_t micro_b = std::max<int64_t>(1, c.micro_batch_tokens / stage.seq_len);
-    const int64_t micro_steps = std::max<int64_t>(1, c.tokens_per_step / (micro_b * stage.seq_len));
+    // Micro-batches sized by the stage's longest length; each one made at its own length.
+    const int64_t micro_steps = std::max<int64_t>(
+        1, c.tokens_per_step / (std::max<int64_t>(1, c.micro_batch_tokens / stage.seq_len) * stage.seq_len));
     optimizer.zero_grad();
     double step_loss = 0;
+    int64_t step_tokens = 0;
     for (int64_t m = 0; m < micro_steps; ++m) {
+      const int64_t len = stage.lengths[static_cast<size_t>((step * micro_steps + m) % int64_t(stage.lengths.size()))];
+      const int64_t micro_b = std::max<int64_t>(1, c.micro_batch_tokens / len);
+      step_tokens += micro_b * len;
       auto rng = step_rng(c.seed, step, m);
       std::vector<TaskSample> samples;
-      for (int64_t i = 0; i < micro_b; ++i) samples.push_back(make_sample(pick_kind(stage.mix, rng), rng, stage.seq_len + 1));
+      for (int64_t i = 0; i < micro_b; ++i) samples.push_back(make_sample(pick_kind(stage.mix, rng), rng, len + 1));
       auto batch = make_batch(samples);
       if (dtype != torch::kFloat32) model = view_model(c, master, dtype);
       auto loss = weighted_loss(training_logits(*model, batch.inputs), batch) / static_cast<double>(micro_steps);
@@ -379,7 +384,6 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
     optimizer.step();
     ++step;
     ++steps_this_run;
-    const int64_t step_tokens = micro_steps * micro_b * stage.seq_len;
     tokens_seen += step_tokens;
     trained_seconds += monotonic_seconds() - step_start;
     window_tokens += step_tokens;
@@ -391,16 +395,16 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
       const double tps = window_tokens / std::max(elapsed, 1e-9);
       const double eta = (c.total_steps - step) * c.tokens_per_step / std::max(tps, 1e-9);
       const double mean_loss = window_loss / window_steps;
-      std::cerr << "[pretrain] step " << step << "/" << c.total_steps << " T=" << stage.seq_len << " loss "
+      std::cerr << "[pretrain] step " << step << "/" << c.total_steps << " T=" << (stage.lengths.size() > 1 ? "mixed<=" : "") << stage.seq_len << " loss "
                 << std::fixed << std::setprecision(4) << mean_loss << " lr " << std::scientific << std::setprecision(2)
                 << lr << std::defaultfloat << " | " << static_cast<int64_t>(tps) << " tok/s | trained "
                 << format_duration(trained_seconds) << " | ETA " << format_duration(eta)
                 << (c.curriculum.back().seq_len > stage.seq_len ? " (at this length's rate; longer stages follow)" : "")
                 << std::endl;
-      metrics << nlohmann::json{{"step", step}, {"loss", mean_loss}, {"lr", lr}, {"seq_len", stage.seq_len},
-                                {"tokens_seen", tokens_seen}, {"tokens_per_s", tps}, {"trained_seconds", trained_seconds}}
-                     .dump()
-              << std::endl;
+      nlohmann::json record{{"step", step}, {"loss", mean_loss}, {"lr", lr}, {"seq_len", stage.seq_len},
+                            {"tokens_seen", tokens_seen}, {"tokens_per_s", tps}, {"trained_seconds", trained_seconds}};
+      if (stage.lengths.size() > 1) record["seq_lens"] = stage.lengths;
+      metrics << record.dump() << std::endl;
       window_start = monotonic_seconds();
       window_tokens = 0;
       window_loss = 0;

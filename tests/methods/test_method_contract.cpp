@@ -90,6 +90,7 @@ std::map<std::string, Contract> contracts(const Fixture& f) {
   const std::string echo = "echo_dir: " + f.dir("echo-all") + ", recent_tokens: 8";
   const std::string echo_half = "echo_dir: " + f.dir("echo-0.5") + ", recent_tokens: 8";
   const std::string values = "echo_dir: " + f.dir("echo-v") + ", recent_tokens: 8";
+  const std::string calibration = "[" + source_dir() + "/README.md], calibration_tokens: 256";
   return {
       {"full", {"{cache: full}", "{cache: full}", 0.0}},
       // the request is the plan's ratio; sink 4 + recent 8 of 192 tokens are stored whole: + 12 / 192 x (1 - plan).
@@ -106,6 +107,28 @@ std::map<std::string, Contract> contracts(const Fixture& f) {
       {"echo_kvzip", {"{cache: echo_kvzip, context_ratio: 1.0, " + echo + "}",
                       "{cache: echo_kvzip, ratio: 0.3, " + echo_half + "}", 0.01}},
       {"knorm", {"{cache: knorm, ratio: 1.0}", "{cache: knorm, ratio: 0.5}", 1.0 / 192}},  // whole tokens per head
+      {"random", {"{cache: random, ratio: 1.0}", "{cache: random, ratio: 0.5, seed: 3}", 1.0 / 192}},
+      {"keydiff", {"{cache: keydiff, ratio: 1.0}", "{cache: keydiff, ratio: 0.5}", 1.0 / 192}},
+      {"tova", {"{cache: tova, ratio: 1.0}", "{cache: tova, ratio: 0.5}", 1.0 / 192}},
+      {"observed_attention", {"{cache: observed_attention, ratio: 1.0}", "{cache: observed_attention, ratio: 0.5}", 1.0 / 192}},
+      // one top-k over a layer's heads: the layer's total is the per-head budget x heads.
+      {"adakv", {"{cache: adakv, ratio: 1.0}", "{cache: adakv, ratio: 0.5, alpha_safeguard: 0.3}", 1.0 / 192}},
+      // whole chunks of 20 context tokens: within a chunk.
+      {"chunkkv", {"{cache: chunkkv, ratio: 1.0}", "{cache: chunkkv, ratio: 0.5, scorer: keydiff}", 20.0 / 192}},
+      // beta 2 makes a real pyramid here (budgets 144, 112, 80, 48 of 192); per-layer rounding.
+      {"pyramidkv", {"{cache: pyramidkv, ratio: 1.0, obs_window: 8}", "{cache: pyramidkv, ratio: 0.5, obs_window: 8, beta: 2}",
+                     1.0 / 192}},
+      {"expected_attention", {"{cache: expected_attention, ratio: 1.0}", "{cache: expected_attention, ratio: 0.5}", 1.0 / 192}},
+      {"lagkv", {"{cache: lagkv, ratio: 1.0}", "{cache: lagkv, ratio: 0.5}", 1.0 / 192}},
+      {"criticalkv", {"{cache: criticalkv, ratio: 1.0}", "{cache: criticalkv, ratio: 0.5, scorer: knorm, head_adaptive: true}",
+                      1.0 / 192}},
+      {"key_rerotation", {"{cache: key_rerotation, ratio: 1.0}", "{cache: key_rerotation, ratio: 0.5, scorer: knorm}", 1.0 / 192}},
+      // a residual beyond prompt + decode keeps everything in full precision; 2 bits, group 32 quantizes
+      {"kivi", {"{cache: kivi, residual: 1024, group_size: 32}", "{cache: kivi, bits: 2, group_size: 32, residual: 64}", 0.0}},
+      // whole heads stream: 152 of 192 tokens dropped by one of 8 heads is 0.099 of the bytes; rounding to a head: half that
+      {"duo_attention", {"{cache: duo_attention, head_compression_ratio: 0.0, calibration: " + calibration + "}",
+                         "{cache: duo_attention, ratio: 0.5, sink_tokens: 8, recent_tokens: 16, calibration: " + calibration + "}",
+                         0.05}},
   };
 }
 

@@ -222,6 +222,39 @@ TEST(Pretrainer, ContinuesAFinishedRunOnRulerSamples) {
   EXPECT_NE(error_of([&] { PretrainConfig::load(b.file("noruler.yaml")); }).find("needs a ruler section"), std::string::npos);
 }
 
+TEST(Pretrainer, MixedLengthStageCyclesItsLengthsPerMicroBatch) {
+  TempDir dir;
+  std::string text = read_text_file(write_config(dir, 4));
+  const std::string one = "{until_step: 1000, seq_len: 192, mix: {text: 0.5, retrieval: 0.3, copy: 0.2}}";
+  text.replace(text.find(one), one.size(), "{until_step: 1000, seq_len: [128, 256], mix: {text: 1.0}}");
+  text.replace(text.find("tokens_per_step: 1024"), 21, "tokens_per_step: 1536");
+  std::ofstream(dir.file("mixed.yaml")) << text;
+  auto config = PretrainConfig::load(dir.file("mixed.yaml"));
+  ASSERT_EQ(config.curriculum.size(), 1u);
+  EXPECT_EQ(config.curriculum[0].lengths, (std::vector<int64_t>{128, 256}));
+  EXPECT_EQ(config.curriculum[0].seq_len, 256);
+  run_pretrain(config, {});
+  // micro-batches of 512 tokens sized by the longest length: 1536 / (2 x 256) = 3 per step;
+  // micro-batch m of step s at lengths[(3 s + m) % 2]: 128, 256, 128 (step 0), 256, 128, 256 (step 1), ...
+  // 4 x 128 or 2 x 256 tokens each: 512 whatever the length, 1536 per step.
+  std::istringstream in(read_text_file(dir.file("work/metrics.jsonl")));
+  int64_t steps = 0;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (!j.contains("loss")) continue;
+    ++steps;
+    EXPECT_EQ(j["tokens_seen"].get<int64_t>(), 1536 * j["step"].get<int64_t>());
+    EXPECT_EQ(j["seq_lens"], nlohmann::json::array({128, 256}));
+  }
+  EXPECT_EQ(steps, 4);
+  // a length outside the model's positions names the stage's value
+  std::string bad = text;
+  bad.replace(bad.find("seq_len: [128, 256]"), 19, "seq_len: [128, 512]");
+  std::ofstream(dir.file("bad.yaml")) << bad;
+  EXPECT_NE(error_of([&] { PretrainConfig::load(dir.file("bad.yaml")); }).find("curriculum seq_len 512 outside"),
+            std::string::npos);
+}
+
 TEST(PretrainConfig, UnknownKeysAndBadValuesAreClearErrors) {
   TempDir dir;
   const std::string path = write_config(dir, 5);
