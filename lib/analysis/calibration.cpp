@@ -24,7 +24,24 @@ std::vector<std::string> read_text_documents(const std::string& path) {
     docs.push_back(read_text_file(path));
     return docs;
   }
-  return read_jsonl_texts(path);
+  size_t line = 0;
+  for (const auto& record : read_jsonl(path)) {
+    ++line;
+    const std::string where = path + ": record " + std::to_string(line);
+    docs.push_back(record.contains("text") ? json_string(record, "text", where) : instruction_record_text(record, where));
+  }
+  return docs;
+}
+
+std::string instruction_record_text(const nlohmann::json& record, const std::string& where) {
+  if (!record.is_object() || !record.contains("instruction") || !record.contains("output"))
+    fail(where, "needs a string 'text', or 'instruction' and 'output' (LongAlpaca-style)");
+  std::string text = json_string(record, "instruction", where);
+  if (record.contains("input")) {
+    const std::string input = json_string(record, "input", where);
+    if (!input.empty()) text += "\n" + input;
+  }
+  return text + "\n" + json_string(record, "output", where);
 }
 
 CalibrationData::CalibrationData(const CalibrationConfig& config, const std::string& model_dir, LlamaModel& model,

@@ -3,9 +3,10 @@
 //   samples - the model's own text: sequence i is sampled from BOS at the configured
 //             temperature with seed + i (useful when no tokenizer exists, e.g. stories260K);
 //   ids     - rows of an int tensor in a safetensors file ([N, T] or [T]);
-//   text    - plain-text or JSONL ("text" field) files, tokenized, documents joined by EOS,
+//   text    - plain-text or JSONL ("text", or LongAlpaca instruction / output) files, tokenized, documents joined by EOS,
 //             sequence i = BOS + a span at a seeded random offset.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -35,8 +36,11 @@ class CalibrationData {
   std::vector<int64_t> offsets_;            // text source
 };
 
-// Reads documents from plain-text or JSONL files (JSONL: each line an object with a string
-// "text"); errors name the file and line.
+// Reads documents from plain-text or JSONL files; errors name the file and line. A JSONL
+// line is an object with a string "text", or a LongAlpaca-style instruction record (what the
+// EchoKV paper trains on): "instruction" and "output" strings (and an optional "input"),
+// concatenated as prompt + answer: instruction, "\n" + input when non-empty, "\n" + output.
 std::vector<std::string> read_text_documents(const std::string& path);
+std::string instruction_record_text(const nlohmann::json& record, const std::string& where);
 
 }  // namespace echokv
