@@ -103,6 +103,32 @@ int64_t CompactedCache::full_bytes() const {
          element_size_;
 }
 
+void CompactedCache::retain(const std::vector<torch::Tensor>& keep) {
+  if (keep.size() != heads_.size()) throw Error("CompactedCache::retain: one mask per layer");
+  for (size_t l = 0; l < heads_.size(); ++l)
+    for (int64_t h = 0; h < kv_heads_; ++h) {
+      Head& hd = heads_[l][static_cast<size_t>(h)];
+      const auto& m = keep[l];
+      if (m.dim() != 2 || m.size(0) != kv_heads_ || m.size(1) != hd.len)
+        throw Error("CompactedCache::retain: the mask of layer " + std::to_string(l) + " does not match the held tokens");
+      auto idx = m[h].to(torch::kCPU, torch::kBool).nonzero().view({-1}).to(hd.k.device());  // ascending
+      const int64_t n = idx.size(0);
+      auto k = hd.k.narrow(1, 0, hd.len).index_select(1, idx), v = hd.v.narrow(1, 0, hd.len).index_select(1, idx);
+      auto p = hd.positions.narrow(0, 0, hd.len).index_select(0, idx);
+      hd.k.narrow(1, 0, n).copy_(k);
+      hd.v.narrow(1, 0, n).copy_(v);
+      hd.positions.narrow(0, 0, n).copy_(p);
+      hd.len = n;
+      if (n > 0) {
+        const auto pc = p.to(torch::kCPU);
+        hd.min_position = pc[0].item<int64_t>();
+        hd.max_position = pc[n - 1].item<int64_t>();
+      } else {
+        hd.max_position = -1;
+      }
+    }
+}
+
 void CompactedCache::renumber_contiguous() {
   const int64_t len = heads_.at(0).at(0).len;
   for (const auto& layer : heads_)

@@ -40,6 +40,15 @@ class CompactedCache : public KVCache {
   // Needs every (layer, head) to hold the same L tokens; full_bytes() still counts the
   // positions the prompt had.
   void renumber_contiguous();
+  // Keeps, per (layer, KV head), the held tokens a mask selects (per layer bool [Hkv, L], L the
+  // heads' common length; kvpress's DecodingPress re-compressing during generation).
+  void retain(const std::vector<torch::Tensor>& keep);
+  // What (layer, KV head) holds: keys with RoPE [B, len, D], values [B, len, D], positions [len].
+  torch::Tensor head_keys(int layer, int64_t head) const { return heads_[layer][head].k.narrow(1, 0, heads_[layer][head].len); }
+  torch::Tensor head_values(int layer, int64_t head) const { return heads_[layer][head].v.narrow(1, 0, heads_[layer][head].len); }
+  torch::Tensor head_positions(int layer, int64_t head) const {
+    return heads_[layer][head].positions.narrow(0, 0, heads_[layer][head].len);
+  }
   // Tokens held by (layer, KV head).
   int64_t head_length(int layer, int64_t head) const { return heads_[layer][head].len; }
 

@@ -168,40 +168,46 @@ torch::Tensor observed_range(int layer, const ScoringInputs& in) {
 
 const std::vector<TokenScorer>& token_scorers() {
   static const std::vector<TokenScorer> scorers = {
-      {"knorm", ScorerNeeds::kKeys, [](int l, const ScoringInputs& in) { return knorm_scores(range_keys(in, l)); }, 0, {}},
+      {"knorm", ScorerNeeds::kKeys, [](int l, const ScoringInputs& in) { return knorm_scores(range_keys(in, l)); }, 0, {},
+       [](const torch::Tensor& k, const torch::Tensor&, uint64_t, int) { return knorm_scores(k); }},
       {"random", ScorerNeeds::kKeys,
        [](int l, const ScoringInputs& in) {
          return random_scores(in.cache->keys(l).size(1), in.end - in.begin, in.seed, l);
        },
-       0, {}},
-      {"keydiff", ScorerNeeds::kKeys, [](int l, const ScoringInputs& in) { return keydiff_scores(range_keys(in, l)); }, 0, {}},
+       0, {},
+       [](const torch::Tensor& k, const torch::Tensor&, uint64_t seed, int l) { return random_scores(k.size(0), k.size(1), seed, l); }},
+      {"keydiff", ScorerNeeds::kKeys, [](int l, const ScoringInputs& in) { return keydiff_scores(range_keys(in, l)); }, 0, {},
+       [](const torch::Tensor& k, const torch::Tensor&, uint64_t, int) { return keydiff_scores(k); }},
       {"tova", ScorerNeeds::kWindowQueries,
        [](int l, const ScoringInputs& in) {
          auto q = (*in.window_queries)[l][0].select(1, -1);  // [Hq, D] of token end-1
          return tova_scores(q, in.cache->keys(l)[0].narrow(1, 0, in.end), in.scale, in.begin);
        },
-       1, {}},
+       1, {}, {}},
       {"snapkv", ScorerNeeds::kWindowQueries,
        [](int l, const ScoringInputs& in) {
          return snapkv_window_scores((*in.window_queries)[l][0], in.cache->keys(l)[0].narrow(1, 0, in.end), in.scale,
                                      /*kernel=*/5, in.begin);
        },
-       64, {}},
+       64, {}, {}},
       {"observed_attention", ScorerNeeds::kAllQueries, observed_range, 0,
        [](const LlamaModel& model, const FullCache& cache, int64_t n, const ScorerSettings&) -> std::unique_ptr<PromptScoreObserver> {
          return std::make_unique<ObservedAttentionObserver>(model, cache, n);
-       }},
+       },
+       {}},
       {"expected_attention", ScorerNeeds::kAllQueries, observed_range, 0,
        [](const LlamaModel& model, const FullCache& cache, int64_t n, const ScorerSettings& s) -> std::unique_ptr<PromptScoreObserver> {
          return std::make_unique<ExpectedAttentionObserver>(model, cache, n, s.expected_attention);
-       }},
+       },
+       {}},
       {"lagkv", ScorerNeeds::kKeys,
        [](int l, const ScoringInputs& in) {
          auto all = lagkv_scores(in.cache->keys(l)[0].narrow(1, 0, in.end), in.cache->values(l)[0].narrow(1, 0, in.end),
                                  /*sinks=*/4, /*lag=*/128);
          return all.narrow(1, in.begin, in.end - in.begin).clone();
        },
-       0, {}},
+       0, {},
+       [](const torch::Tensor& k, const torch::Tensor& v, uint64_t, int) { return lagkv_scores(k, v, /*sinks=*/4, /*lag=*/128); }},
   };
   return scorers;
 }

@@ -75,6 +75,9 @@ struct TokenScorer {
   std::function<torch::Tensor(int layer, const ScoringInputs&)> score;  // -> float32 CPU [Hkv, m]
   int64_t window = 0;  // kWindowQueries: the queries it reads (the range's last `window` tokens)
   PromptScoreObserverFactory observer;  // kAllQueries: what fills ScoringInputs::observed
+  // Scorers of stored states alone (keys, values [Hkv, n, D] of positions 0..n-1 -> [Hkv, n]):
+  // what a cache can re-score during generation (DecodingPress); empty for query-based ones.
+  std::function<torch::Tensor(const torch::Tensor& keys, const torch::Tensor& values, uint64_t seed, int layer)> from_states;
 };
 
 // Every scorer, one table (the wrappers' `scorer:` option names one of these).

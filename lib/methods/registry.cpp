@@ -28,7 +28,8 @@ namespace echokv {
   X(criticalkv, make_criticalkv_method, "CriticalKV: any scorer rescaled by ||W_o v||_1, two stages")    \
   X(key_rerotation, make_key_rerotation_method, "KeyRerotation: any scorer, kept keys moved to contiguous positions")  \
   X(kivi, make_kivi_method, "KIVI: keys per channel, values per token, 2/4-bit, recent tokens full precision")  \
-  X(duo_attention, make_duo_attention_method, "DuoAttention (on the fly): streaming heads keep sink + recent, per-head storage")
+  X(duo_attention, make_duo_attention_method, "DuoAttention (on the fly): streaming heads keep sink + recent, per-head storage")  \
+  X(decoding, make_decoding_method, "DecodingPress: every N generated tokens, cut each head back to a target size")
 
 #define ECHOKV_DECLARE(kind, factory, summary) std::unique_ptr<Method> factory(MethodOptions& options);
 ECHOKV_METHODS(ECHOKV_DECLARE)

@@ -125,6 +125,8 @@ std::map<std::string, Contract> contracts(const Fixture& f) {
       {"key_rerotation", {"{cache: key_rerotation, ratio: 1.0}", "{cache: key_rerotation, ratio: 0.5, scorer: knorm}", 1.0 / 192}},
       // a residual beyond prompt + decode keeps everything in full precision; 2 bits, group 32 quantizes
       {"kivi", {"{cache: kivi, residual: 1024, group_size: 32}", "{cache: kivi, bits: 2, group_size: 32, residual: 64}", 0.0}},
+      // never reaching its target it is the full cache; compressing only while generating (no ratio)
+      {"decoding", {"{cache: decoding, target_size: 100000}", "{cache: decoding, compression_interval: 4, target_size: 100}", 0.0}},
       // whole heads stream: 152 of 192 tokens dropped by one of 8 heads is 0.099 of the bytes; rounding to a head: half that
       {"duo_attention", {"{cache: duo_attention, head_compression_ratio: 0.0, calibration: " + calibration + "}",
                          "{cache: duo_attention, ratio: 0.5, sink_tokens: 8, recent_tokens: 16, calibration: " + calibration + "}",
