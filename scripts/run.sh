@@ -51,3 +51,7 @@ if [ -n "$analysis_cfg" ] && grep -q "^model: .*$name\$" "$analysis_cfg"; then
   echo "== evaluation ($eval_cfg) -> $(realpath -m --relative-to=. "$(dirname "$eval_cfg")/$(sed -n 's/^out_dir: //p' "$eval_cfg")")/report.md"
   "$bin/echokv-eval" --config "$eval_cfg"
 fi
+echo "== done: model $model"
+[ -n "$eval_cfg" ] && grep -q "^model: .*$name\$" "$analysis_cfg" &&
+  echo "== results: $(realpath -m --relative-to=. "$(dirname "$eval_cfg")/$(sed -n 's/^out_dir: //p' "$eval_cfg")")/report.md, runs/analysis/$name/report.md, $echo_dir/summary.md"
+exit 0

@@ -45,6 +45,15 @@ class KVCache {
   virtual void append(int layer, const torch::Tensor& k_pre_rope, const torch::Tensor& v,
                       const torch::Tensor& positions) = 0;
 
+  // Caches that store a function of the layer's input rather than its keys and values
+  // (CommonKV's shared latents) say so; the model then hands them the layer's normalised
+  // input x [B, T, H] right before each append of the same tokens.
+  virtual bool wants_layer_input() const { return false; }
+  virtual void set_layer_input(int layer, const torch::Tensor& x) {
+    (void)layer;
+    (void)x;
+  }
+
   // Calls `visit` for each block the layer attends to (including tokens just appended).
   virtual void for_each_block(int layer, const std::function<void(const KVBlock&)>& visit) = 0;
 

@@ -45,6 +45,59 @@ torch::Tensor dequantize_groups(const torch::Tensor& codes, const torch::Tensor&
 torch::Tensor pack_codes(const torch::Tensor& codes, int bits);
 torch::Tensor unpack_codes(const torch::Tensor& packed, int bits);
 
+// KIVI's policy over one list of tokens shared by `heads` KV heads (a layer of KiviCache: all
+// heads; a compacted head of KiviCompactedCache: one), tokens in the order they were added,
+// each with its original position. Keys with RoPE.
+class KiviTokenList {
+ public:
+  KiviTokenList(int64_t batch, int64_t heads, int64_t head_dim, KiviOptions options, torch::Device device,
+                torch::ScalarType dtype);
+  // k (with RoPE), v: [B, heads, T, D]; positions: T original positions. Attended in full
+  // precision until commit().
+  void add_pending(const torch::Tensor& k, const torch::Tensor& v, const std::vector<int64_t>& positions);
+  void commit();  // the pending tokens join the list under KIVI's policy
+  // Blocks of (k, v, positions, min / max position) in list order: quantized key blocks, the
+  // key tail, the pending tokens; head / kv_heads / is_only are the caller's.
+  void visit(const std::function<void(KVBlock&)>& emit) const;
+  int64_t bytes() const;      // codes, scales, minima, full-precision tails and pending tokens
+  int64_t length() const { return committed_; }
+  int64_t pending() const { return pending_k_.defined() ? pending_k_.size(2) : 0; }
+  int64_t quantized_keys() const { return static_cast<int64_t>(key_blocks_.size()) * o_.residual; }
+  int64_t quantized_values() const { return values_quantized_; }
+  int64_t blocks() const;     // how many blocks visit() emits
+
+ private:
+  struct KeyBlock {            // `residual` tokens
+    torch::Tensor packed;      // uint8 [B, H, D, residual x bits / 8]
+    torch::Tensor scale, min;  // dtype [B, H, D, residual / group]
+  };
+  void commit_keys(const torch::Tensor& k);    // k: [B, H, T, D]
+  void commit_values(const torch::Tensor& v);  // v: [B, H, T, D]
+  torch::Tensor block_keys(const KeyBlock& block) const;            // -> [B, H, residual, D] dtype
+  torch::Tensor values_between(int64_t from, int64_t to) const;     // committed list entries [from, to)
+  torch::Tensor positions_between(int64_t from, int64_t to) const;  // [to - from] int64 on the device
+
+  KiviOptions o_;
+  int64_t batch_, heads_, head_dim_, value_group_, element_size_;
+  torch::Device device_;
+  torch::ScalarType dtype_;
+  std::vector<KeyBlock> key_blocks_;
+  torch::Tensor key_tail_;                                  // [B, H, residual, D], key_tail_len_ used
+  int64_t key_tail_len_ = 0;
+  torch::Tensor value_packed_, value_scale_, value_min_;    // [B, H, cap, D x bits / 8], [B, H, cap, D / vgroup]
+  int64_t values_quantized_ = 0;
+  torch::Tensor value_tail_;                                // [B, H, tail cap, D], value_tail_len_ used (oldest first)
+  int64_t value_tail_len_ = 0;
+  torch::Tensor pending_k_, pending_v_;                     // this forward's tokens
+  std::vector<int64_t> positions_, pending_positions_;      // host: committed, pending
+  torch::Tensor positions_device_;                          // [cap] committed positions
+  bool contiguous_ = true;                                  // positions are 0 .. n - 1 (no device copy kept)
+  int64_t committed_ = 0;
+};
+
+// Checks KIVI's options against a head size (clear errors).
+void check_kivi_options(const KiviOptions& options, int64_t head_dim);
+
 class KiviCache : public KVCache {
  public:
   KiviCache(const ModelConfig& config, std::shared_ptr<const Rope> rope, int64_t batch, KiviOptions options,
@@ -59,36 +112,17 @@ class KiviCache : public KVCache {
   void reset() override;
 
   // Tokens whose keys / values are stored quantized (the same in every layer).
-  int64_t quantized_keys() const;
-  int64_t quantized_values() const;
+  int64_t quantized_keys() const { return layers_.at(0).quantized_keys(); }
+  int64_t quantized_values() const { return layers_.at(0).quantized_values(); }
 
  private:
-  struct KeyBlock {            // `residual` tokens
-    torch::Tensor packed;      // uint8 [B, Hkv, D, residual x bits / 8]
-    torch::Tensor scale, min;  // dtype [B, Hkv, D, residual / group]
-  };
-  struct Layer {
-    std::vector<KeyBlock> key_blocks;
-    torch::Tensor key_tail;                       // [B, Hkv, residual, D], key_tail_len used
-    int64_t key_tail_len = 0;
-    torch::Tensor value_packed, value_scale, value_min;  // [B, Hkv, cap, D x bits / 8], [B, Hkv, cap, D / vgroup]
-    int64_t values_quantized = 0;
-    torch::Tensor value_tail;                     // [B, Hkv, tail cap, D], value_tail_len used (oldest first)
-    int64_t value_tail_len = 0;
-    torch::Tensor pending_k, pending_v;           // this forward's tokens (keys with RoPE)
-  };
-  void commit_keys(Layer& layer, const torch::Tensor& k);    // k: [B, Hkv, T, D]
-  void commit_values(Layer& layer, const torch::Tensor& v);  // v: [B, Hkv, T, D]
-  torch::Tensor block_keys(const KeyBlock& block) const;     // -> [B, Hkv, residual, D] dtype
-  torch::Tensor values_between(const Layer& layer, int64_t from, int64_t to) const;  // committed tokens [from, to)
-
+  ModelConfig config_;
   std::shared_ptr<const Rope> rope_;
   KiviOptions o_;
-  int64_t batch_, kv_heads_, head_dim_, value_group_;
+  int64_t batch_;
   torch::Device device_;
   torch::ScalarType dtype_;
-  int64_t element_size_;
-  std::vector<Layer> layers_;
+  std::vector<KiviTokenList> layers_;
   int64_t committed_ = 0;
 };
 

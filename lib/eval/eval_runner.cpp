@@ -419,6 +419,9 @@ void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
   if (c.fidelity) add_fidelity_items(session, items);
   if (!options.score_only) run_missing_items(session, items, options);
   write_eval_report(c);
+  std::fprintf(stderr, "[eval] results: %s (report), %s (scores with CIs), %s (per-sample JSONL)\n",
+               join_path(c.out_dir, "report.md").c_str(), join_path(c.out_dir, "metrics.json").c_str(),
+               join_path(c.out_dir, "predictions").c_str());
 }
 
 }  // namespace echokv

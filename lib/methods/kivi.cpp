@@ -5,7 +5,7 @@
 // bits, group size and residual, so there is no `ratio`; bytes() counts packed codes, scales,
 // minima (the model dtype) and the full-precision tails.
 #include "compress/kivi_cache.h"
-#include "methods/method.h"
+#include "methods/kivi_options.h"
 
 namespace echokv {
 namespace {
@@ -30,7 +30,7 @@ class KiviMethod : public Method {
 
 }  // namespace
 
-std::unique_ptr<Method> make_kivi_method(MethodOptions& m) {
+KiviOptions read_kivi_options(MethodOptions& m) {
   KiviOptions o;
   o.bits = m.get<int>("bits", o.bits);
   o.group = m.get<int64_t>("group_size", o.group);
@@ -38,7 +38,9 @@ std::unique_ptr<Method> make_kivi_method(MethodOptions& m) {
   if (o.bits != 2 && o.bits != 4 && o.bits != 8) m.fail("bits must be 2 or 4 (KIVI), or 8");
   if (o.group < 4 || o.group % 4 != 0) m.fail("group_size must be a positive multiple of 4 (KIVI: 32, 64 or 128)");
   if (o.residual < o.group || o.residual % o.group != 0) m.fail("residual must be a positive multiple of group_size");
-  return std::make_unique<KiviMethod>(o);
+  return o;
 }
+
+std::unique_ptr<Method> make_kivi_method(MethodOptions& m) { return std::make_unique<KiviMethod>(read_kivi_options(m)); }
 
 }  // namespace echokv

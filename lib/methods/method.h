@@ -70,6 +70,8 @@ class MethodOptions {
     return node_.require<T>(key);
   }
   bool has(const std::string& key) const { return node_.has(key); }
+  // A nested mapping (e.g. a composed method's inner entry), checked by its own reader.
+  ConfigNode child(const std::string& key) { return node_.child(key); }
   // Paths relative to the config file's folder (core/yaml_config.h).
   std::string get_path(const std::string& key, const std::string& fallback) { return node_.get_path(key, fallback); }
   std::vector<std::string> path_list(const std::string& key) { return node_.path_list(key); }

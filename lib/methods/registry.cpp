@@ -29,7 +29,10 @@ namespace echokv {
   X(key_rerotation, make_key_rerotation_method, "KeyRerotation: any scorer, kept keys moved to contiguous positions")  \
   X(kivi, make_kivi_method, "KIVI: keys per channel, values per token, 2/4-bit, recent tokens full precision")  \
   X(duo_attention, make_duo_attention_method, "DuoAttention (on the fly): streaming heads keep sink + recent, per-head storage")  \
-  X(decoding, make_decoding_method, "DecodingPress: every N generated tokens, cut each head back to a target size")
+  X(decoding, make_decoding_method, "DecodingPress: every N generated tokens, cut each head back to a target size") \
+  X(minicache, make_minicache_method, "MiniCache: adjacent layers share SLERP-merged directions, distinct tokens kept") \
+  X(commonkv, make_commonkv_method, "CommonKV: layer groups share an SVD latent basis, similar tokens merged across layers") \
+  X(kivi_eviction, make_kivi_eviction_method, "KIVI x eviction: any eviction method's kept tokens stored under KIVI's policy")
 
 #define ECHOKV_DECLARE(kind, factory, summary) std::unique_ptr<Method> factory(MethodOptions& options);
 ECHOKV_METHODS(ECHOKV_DECLARE)

@@ -188,6 +188,7 @@ torch::Tensor LlamaModel::layer_forward(int layer, const torch::Tensor& h, const
   auto x = rms_norm(h, w.input_layernorm);
   auto [q, k, v] = project_qkv(layer, x);
   if (observer) observer->on_qkv(layer, q, k, v, qpos.positions);
+  if (cache.wants_layer_input()) cache.set_layer_input(layer, x);
   cache.append(layer, k, v, qpos.positions);
   auto q_rot = rope_->apply(q, qpos.positions);
   auto attn = attend(q_rot, qpos, cache, layer, attention_options());  // [B, Hq, T, D]

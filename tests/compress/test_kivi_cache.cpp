@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "compress/kivi_cache.h"
+#include "compress/kivi_compacted_cache.h"
 #include "methods/method_test_util.h"
 #include "model/model_test_util.h"
 #include "model/session.h"
@@ -177,5 +178,89 @@ TEST(KiviCache, OptionErrorsAreClear) {
   EXPECT_NE(error_of([] { make_method_from_yaml("{cache: kivi, group_size: 32, residual: 48}"); }).find("residual"),
             std::string::npos);
   EXPECT_NE(error_of([] { make_method_from_yaml("{cache: kivi, ratio: 0.5}"); }).find("'ratio' is not an option of kivi"),
+            std::string::npos);
+}
+
+TEST(KiviCompactedCache, EachKeptHeadIsQuantizedUnderKivisPolicyAtItsOwnPositions) {
+  auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
+  const auto& cfg = model->config();
+  const int64_t n = 200, R = 32, D = cfg.head_dim, H = cfg.num_key_value_heads;
+  const auto ids = stories260k_sampled_ids(1, n);
+  FullCache full(cfg, model->rope(), 1, n, torch::kCPU, torch::kFloat32);
+  for (int64_t s = 0; s < n; s += 50) model->forward(torch::tensor(std::vector<int64_t>(ids.begin() + s, ids.begin() + s + 50)).view({1, 50}), full);
+  // head h keeps every (h + 2)-th token: different counts and positions per head
+  std::vector<torch::Tensor> keep;
+  for (int l = 0; l < cfg.num_hidden_layers; ++l) {
+    auto m = torch::zeros({H, n}, torch::kBool);
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < n; t += h + 2) m[h][t] = true;
+    keep.push_back(m);
+  }
+  CompactedCache kept(full, model->rope(), 0, keep);
+  KiviCompactedCache cache(kept, cfg, model->rope(), KiviOptions{2, 32, R});
+  int64_t expected_bytes = 0;
+  for (int l = 0; l < cfg.num_hidden_layers; ++l) {
+    std::vector<std::vector<torch::Tensor>> ks(H), vs(H), ps(H);
+    cache.for_each_block(l, [&](const KVBlock& b) {
+      ASSERT_GE(b.head, 0);
+      EXPECT_EQ(b.kv_heads, H);
+      EXPECT_EQ(b.min_position, b.positions[0].item<int64_t>());
+      EXPECT_EQ(b.max_position, b.positions[-1].item<int64_t>());
+      ks[b.head].push_back(b.k[0][0]);
+      vs[b.head].push_back(b.v[0][0]);
+      ps[b.head].push_back(b.positions);
+    });
+    for (int64_t h = 0; h < H; ++h) {
+      auto K = kept.head_keys(l, h)[0], V = kept.head_values(l, h)[0];  // [m, D], with RoPE
+      const int64_t m = K.size(0), blocks = m / R, vq = std::max<int64_t>(0, m - R);
+      auto k = torch::cat(ks[h]), v = torch::cat(vs[h]), p = torch::cat(ps[h]);
+      ASSERT_EQ(k.size(0), m);
+      EXPECT_TRUE(torch::equal(p, kept.head_positions(l, h)));
+      for (int64_t c = 0; c < D; ++c)
+        for (int64_t t0 = 0; t0 < blocks * R; t0 += 32) {  // keys per channel, groups of 32 kept tokens
+          std::vector<float> group(32);
+          for (int64_t t = 0; t < 32; ++t) group[t] = K[t0 + t][c].item<float>();
+          std::vector<int> codes;
+          std::vector<float> back;
+          quantize_plain(group, 2, codes, back);
+          for (int64_t t = 0; t < 32; ++t) ASSERT_NEAR(k[t0 + t][c].item<float>(), back[t], 1e-5) << l << " " << h;
+        }
+      EXPECT_TRUE(torch::equal(k.narrow(0, blocks * R, m - blocks * R), K.narrow(0, blocks * R, m - blocks * R)));
+      for (int64_t t = 0; t < vq; ++t) {  // values per token once older than the head's last 32 kept
+        std::vector<float> row(D);
+        for (int64_t c = 0; c < D; ++c) row[c] = V[t][c].item<float>();
+        std::vector<int> codes;
+        std::vector<float> back;
+        quantize_plain(row, 2, codes, back);
+        for (int64_t c = 0; c < D; ++c) ASSERT_NEAR(v[t][c].item<float>(), back[c], 1e-5);
+      }
+      EXPECT_TRUE(torch::equal(v.narrow(0, vq, m - vq), V.narrow(0, vq, m - vq)));
+      // bytes (float32 scales / minima): a key block is 8 channels x (32 codes / 4 + 2 x 4 B) = 128 B,
+      // the key tail 4 D B a token, a quantized value 8 / 4 + 2 x 4 = 10 B, the value window 4 D B a token
+      expected_bytes += blocks * 128 + (m - blocks * R) * 4 * D + vq * 10 + (m - vq) * 4 * D;
+    }
+  }
+  EXPECT_EQ(cache.bytes(), expected_bytes);
+  EXPECT_EQ(cache.full_bytes(), kept.full_bytes());
+  // a decode token joins every head in full precision, at the next position
+  const auto before = cache.bytes();
+  model->forward(torch::tensor({ids[0]}).view({1, 1}), cache);
+  EXPECT_EQ(cache.next_position(), n + 1);
+  EXPECT_GT(cache.bytes(), before);
+  EXPECT_EQ(cache.full_bytes(), (n + 1) * cfg.num_hidden_layers * H * D * 2 * 4);
+}
+
+TEST(KiviEviction, NeedsAnEvictionEntryThatKeepsACompactedCache) {
+  EXPECT_NE(error_of([] { make_method_from_yaml("{cache: kivi_eviction, bits: 2}"); }).find("needs 'eviction'"), std::string::npos);
+  EXPECT_NE(error_of([] { make_method_from_yaml("{cache: kivi_eviction, eviction: {cache: snapkv, ratoi: 0.5}}"); })
+                .find("'ratoi' is not an option of snapkv"),
+            std::string::npos);
+  auto model = load_model_for_run(require_fixture("fixtures/reference/stories260K"), "cpu", "float32", 1);
+  auto method = make_method_from_yaml("{cache: kivi_eviction, eviction: {cache: full}}");
+  MethodContext context;
+  context.model = model.get();
+  method->prepare(context);
+  const auto ids = stories260k_sampled_ids(0, 40);
+  EXPECT_NE(error_of([&] { method->prefill(*model, ids, PromptSpan{}, 64, 64); }).find("does not keep a compacted per-head cache"),
             std::string::npos);
 }

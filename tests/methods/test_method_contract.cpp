@@ -127,6 +127,15 @@ std::map<std::string, Contract> contracts(const Fixture& f) {
       {"kivi", {"{cache: kivi, residual: 1024, group_size: 32}", "{cache: kivi, bits: 2, group_size: 32, residual: 64}", 0.0}},
       // never reaching its target it is the full cache; compressing only while generating (no ratio)
       {"decoding", {"{cache: decoding, target_size: 100000}", "{cache: decoding, compression_interval: 4, target_size: 100}", 0.0}},
+      // the ratio sets the retained tokens per head (the question's 16 stored whole): whole tokens per head and pair.
+      {"minicache", {"{cache: minicache, ratio: 1.0}", "{cache: minicache, ratio: 0.7}", 1.0 / 192}},
+      // the latent rank per request from the merged counts: within a whole rank (581 latent tokens of 24576 / rank).
+      {"commonkv", {"{cache: commonkv, ratio: 1.0, layers_per_group: 1}",
+                    "{cache: commonkv, ratio: 0.5, layers_per_group: 2, recent_tokens: 16}", 0.025}},
+      // a residual beyond prompt + decode keeps the kept tokens in full precision; SnapKV's half at 2 bits (no ratio request)
+      {"kivi_eviction", {"{cache: kivi_eviction, residual: 1024, group_size: 32, eviction: {cache: knorm, ratio: 1.0}}",
+                         "{cache: kivi_eviction, bits: 2, group_size: 32, residual: 64, eviction: {cache: snapkv, ratio: 0.5, obs_window: 8}}",
+                         0.0}},
       // whole heads stream: 152 of 192 tokens dropped by one of 8 heads is 0.099 of the bytes; rounding to a head: half that
       {"duo_attention", {"{cache: duo_attention, head_compression_ratio: 0.0, calibration: " + calibration + "}",
                          "{cache: duo_attention, ratio: 0.5, sink_tokens: 8, recent_tokens: 16, calibration: " + calibration + "}",
