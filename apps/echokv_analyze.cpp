@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/run_lock.h"
 #include "analysis/analysis_report.h"
 #include "analysis/calibration.h"
 #include "analysis/collector.h"
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
     echokv::LoadOptions lo;
     lo.device = config.device;
     lo.dtype = config.dtype;
+    const echokv::RunLock lock(out_dir, "analysis");  // one run per output folder
     auto model = echokv::LlamaModel::load(config.model, lo);
     std::cerr << "[analyze] " << config.model << " on " << config.device << " (" << config.dtype << "), " << threads
               << " threads" << std::endl;

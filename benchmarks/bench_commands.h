@@ -26,4 +26,5 @@ void register_train_step_bench(CLI::App& app, int& threads);
 void register_echo_train_bench(CLI::App& app, int& threads);
 void register_echo_decode_bench(CLI::App& app, int& threads);
 void register_kvzip_decode_bench(CLI::App& app, int& threads);
+void register_echo_switch_bench(CLI::App& app, int& threads);
 }  // namespace echokv

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     echokv::register_echo_train_bench(app, threads);
     echokv::register_echo_decode_bench(app, threads);
     echokv::register_kvzip_decode_bench(app, threads);
+    echokv::register_echo_switch_bench(app, threads);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

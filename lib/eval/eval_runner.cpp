@@ -1,5 +1,7 @@
 #include "eval/eval_runner.h"
 
+#include "core/run_lock.h"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -407,6 +409,7 @@ void run_missing_items(const EvalSession& s, const std::vector<WorkItem>& items,
 }  // namespace
 
 void run_evaluation(const EvalConfig& c, const EvalRunOptions& options) {
+  const RunLock lock(c.out_dir, "evaluation");  // one run per out_dir: two would write every prediction twice
   fs::create_directories(join_path(c.out_dir, "data"));
   for (const auto& m : c.methods) fs::create_directories(join_path(join_path(c.out_dir, "predictions"), m.name));
   write_text_atomic(join_path(c.out_dir, "config.yaml"), c.yaml);

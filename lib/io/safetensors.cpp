@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <limits>
 #include <fstream>
 #include <set>
 
@@ -81,7 +82,12 @@ TensorInfo parse_entry(const std::string& path, const std::string& name, const j
   if (info.end > data_size)
     bad("data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) +
         "] run past the data buffer of " + std::to_string(data_size) + " bytes (truncated file?)");
-  const uint64_t expected = numel * c10::elementSize(info.dtype);
+  // The byte count must not wrap: a shape of 2^62 elements of 4 bytes is 2^64 bytes, which
+  // an unchecked product turns into 0 (and a tensor that matches empty data_offsets).
+  const uint64_t element = c10::elementSize(info.dtype);
+  if (numel > std::numeric_limits<uint64_t>::max() / element)
+    bad("dtype " + info.dtype_tag + " x shape " + shape_string(info.shape) + " is too large (its byte count overflows)");
+  const uint64_t expected = numel * element;
   if (info.end - info.begin != expected)
     bad("data_offsets cover " + std::to_string(info.end - info.begin) + " bytes but dtype " +
         info.dtype_tag + " x shape " + shape_string(info.shape) + " needs " + std::to_string(expected));

@@ -100,9 +100,18 @@ std::vector<std::string> llama3_special_token_names() {
 
 ByteBpeTokenizer::ByteBpeTokenizer(Spec spec, const std::string& source)
     : spec_(std::move(spec)), source_(source), splitter_(spec_.pattern) {
+  // Ids are dense (vocabulary, then specials): a larger one is a broken file, refused before it
+  // sizes the id tables below.
+  const int64_t bound = static_cast<int64_t>(spec_.vocab.size() + spec_.specials.size());
   int64_t max_id = -1;
   for (const auto& kv : spec_.vocab) max_id = std::max(max_id, kv.second);
-  for (const auto& kv : spec_.specials) max_id = std::max(max_id, kv.second);
+  for (const auto& kv : spec_.specials) {
+    if (kv.second < 0) fail(source_, "special token '" + kv.first + "' has a negative id");
+    max_id = std::max(max_id, kv.second);
+  }
+  if (max_id >= bound)
+    fail(source_, "token id " + std::to_string(max_id) + " is beyond the " + std::to_string(bound) +
+                      " tokens the file defines (ids must number the vocabulary and the specials densely)");
   id_to_bytes_.assign(max_id + 1, std::string());
   special_.assign(max_id + 1, false);
   std::vector<bool> used(max_id + 1, false);
@@ -351,8 +360,24 @@ std::unique_ptr<ByteBpeTokenizer> ByteBpeTokenizer::load_hf_json(const std::stri
     if (ia == spec.vocab.end() || ib == spec.vocab.end()) fail(path, "merge '" + a + " " + b + "' names a token outside the vocabulary");
     spec.merges.emplace(std::make_pair(ia->second, ib->second), rank++);
   }
-  for (const auto& t : j.value("added_tokens", nlohmann::json::array()))
-    if (t.value("special", false)) spec.specials.push_back({t["content"].get<std::string>(), t["id"].get<int64_t>()});
+  const auto added = j.value("added_tokens", nlohmann::json::array());
+  if (!added.is_array()) fail(path, "added_tokens is not a list");
+  // Ids index tables sized by the largest id: an added token lies inside the vocabulary or
+  // just after it (the model's vocabulary then the added tokens, as HF numbers them).
+  const int64_t id_bound = static_cast<int64_t>(spec.vocab.size() + added.size());
+  for (size_t i = 0; i < added.size(); ++i) {
+    const auto& t = added[i];
+    const std::string where = "added_tokens[" + std::to_string(i) + "]";
+    if (!t.is_object() || !t.contains("content") || !t["content"].is_string())
+      fail(path, where + " has no string 'content'");
+    if (!t.contains("id") || !t["id"].is_number_integer()) fail(path, where + " ('" + t["content"].get<std::string>() + "') has no integer 'id'");
+    const int64_t id = t["id"].get<int64_t>();
+    if (id < 0 || id >= id_bound)
+      fail(path, where + " ('" + t["content"].get<std::string>() + "') has id " + std::to_string(id) + " outside [0, " +
+                     std::to_string(id_bound) + ") (vocabulary plus added tokens)");
+    if (t.contains("special") && !t["special"].is_boolean()) fail(path, where + " 'special' is not true / false");
+    if (t.value("special", false)) spec.specials.push_back({t["content"].get<std::string>(), id});
+  }
   // BOS/EOS names from tokenizer_config.json beside it, when present.
   const std::string config_path = (std::filesystem::path(path).parent_path() / "tokenizer_config.json").string();
   if (file_exists(config_path)) {

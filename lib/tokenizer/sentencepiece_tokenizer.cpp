@@ -13,6 +13,23 @@ namespace echokv {
 
 namespace {
 
+// The byte of a piece spelled <0xHH> (HH: two hex digits, as SentencePiece writes them), or -1.
+int byte_piece_value(const std::string& text) {
+  if (text.size() != 6 || text.compare(0, 3, "<0x") != 0 || text[5] != '>') return -1;
+  auto digit = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  const int hi = digit(text[3]), lo = digit(text[4]);
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+}  // namespace
+
+namespace {
+
 constexpr const char* kSpaceSymbol = "\xE2\x96\x81";  // U+2581 '▁'
 constexpr float kUnkPenalty = 10.0f;
 
@@ -47,8 +64,10 @@ SentencePieceTokenizer::SentencePieceTokenizer(SentencePieceModel model, const s
       max_score_ = std::max(max_score_, p.score);
     }
     if (p.type == PieceType::kByte) {
-      if (p.text.size() != 6 || p.text.compare(0, 3, "<0x") != 0) fail(source_, "malformed byte piece '" + p.text + "'");
-      byte_piece_id_[std::stoi(p.text.substr(3, 2), nullptr, 16)] = id;
+      const int b = byte_piece_value(p.text);
+      if (b < 0) fail(source_, "malformed byte piece '" + p.text + "' (expected <0xHH>, two hex digits)");
+      if (byte_piece_id_[b] >= 0) fail(source_, "byte piece '" + p.text + "' appears twice");
+      byte_piece_id_[b] = id;
     }
   }
   if (model_.byte_fallback)

@@ -1,5 +1,7 @@
 #include "train/echo_trainer.h"
 
+#include "core/run_lock.h"
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -171,6 +173,7 @@ EchoRunOutcome run_echo_training(const EchoTrainConfig& c, const EchoRunOptions&
   if (plan.is_full()) fail(c.source, "the plan keeps every layer whole: nothing to train");
 
   fs::create_directories(c.output_dir);
+  const RunLock lock(c.output_dir, "EchoKV training");  // one trainer per output folder
   const std::string ckpt_root = join_path(c.output_dir, "checkpoints");
   const std::string metrics_path = join_path(c.output_dir, "metrics.jsonl");
   const std::string validation_path = join_path(c.output_dir, "validation.json");

@@ -1,5 +1,7 @@
 #include "train/pretrainer.h"
 
+#include "core/run_lock.h"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -288,6 +290,7 @@ void export_latest_checkpoint(const PretrainConfig& c) {
 }
 
 PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& run) {
+  const RunLock lock(c.work_dir, "training");  // one trainer per work_dir
   const int threads = configure_threads(c.threads);
   torch::manual_seed(c.seed);
   nlohmann::json state;

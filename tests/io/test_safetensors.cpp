@@ -132,6 +132,14 @@ TEST(Safetensors, ErrorsNameTheFileAndTheProblem) {
   write_raw(p, R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", eight);
   expect_error(p, "negative");
 
+  // 2^62 float32 elements are 2^64 bytes: an unchecked product wraps to 0 and matches [0, 0]
+  p = dir.file("wrap.safetensors");
+  write_raw(p, R"({"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", "");
+  expect_error(p, "is too large (its byte count overflows)");
+  p = dir.file("wrap2.safetensors");
+  write_raw(p, R"({"a":{"dtype":"I64","shape":[2147483648, 2147483648],"data_offsets":[0,0]}})", "");
+  expect_error(p, "its byte count overflows");
+
   p = dir.file("missing.safetensors");
   write_raw(p, ok_header, eight);
   auto file = SafetensorsFile::open(p);
