@@ -27,7 +27,7 @@ fi
 name="$(basename "$model")"
 echo "== model: $model"
 echo "== greedy continuation of BOS (448 tokens), full cache"
-"$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 448 --greedy --json
+"$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 448 --greedy
 
 analysis_cfg=""; echo_cfg=""; echo_dir=""; eval_cfg=""
 case "$name" in
@@ -46,7 +46,7 @@ if [ -n "$analysis_cfg" ] && grep -q "^model: .*$name\$" "$analysis_cfg"; then
   echo "== EchoKV reconstructors, two stages -> $echo_dir/summary.md"
   "$bin/echokv-train" echo --config "$echo_cfg"
   echo "== greedy continuation of BOS (448 tokens: past the 4 + 128 uncompressed ones), EchoKV cache"
-  "$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 448 --greedy --json --cache echo \
+  "$bin/echokv-eval" generate --model "$model" --ids 1 --max-new-tokens 448 --greedy --cache echo \
     --echo "$echo_dir"
   echo "== evaluation ($eval_cfg) -> $(realpath -m --relative-to=. "$(dirname "$eval_cfg")/$(sed -n 's/^out_dir: //p' "$eval_cfg")")/report.md"
   "$bin/echokv-eval" --config "$eval_cfg"

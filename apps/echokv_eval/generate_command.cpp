@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "echokv_eval/commands.h"
+#include "core/files.h"
 #include "model/generate.h"
 #include "model/session.h"
 #include "tokenizer/chat_template.h"
@@ -46,6 +47,7 @@ Command add_generate_command(CLI::App& app) {
     if (ids->count() == 0 && prompt->count() == 0) throw Error("generate: give --ids or --prompt");
     if (o->greedy && o->sample) throw Error("--greedy and --sample are mutually exclusive");
     if (o->chat && prompt->count() == 0) throw Error("--chat needs --prompt");
+    if (o->gen.max_new_tokens < 0) throw Error("generate: --max-new-tokens must be >= 0 (got " + std::to_string(o->gen.max_new_tokens) + ")");
     GenerateOptions gen = o->gen;
     gen.sampling.greedy = !o->sample;
 
@@ -68,6 +70,10 @@ Command add_generate_command(CLI::App& app) {
       }
     } else {
       prompt_ids = parse_id_list(o->ids_text);
+      // Token ids in, text out when the model folder has a tokenizer (ids otherwise).
+      const std::string dir = o->tokenizer_path.empty() ? o->model_dir : o->tokenizer_path;
+      if (!o->tokenizer_path.empty() || file_exists(join_path(dir, "tokenizer.model")) || file_exists(join_path(dir, "tokenizer.json")))
+        tokenizer = load_tokenizer(dir);
     }
     auto model = load_model_for_run(o->model_dir, o->rt.device, o->rt.dtype, o->rt.threads);
     check_ids_in_vocab(*model, prompt_ids);

@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <cmath>
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -66,7 +68,10 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& src) {
   }
   if (!r.contains("factor")) fail(src, "rope_scaling '" + type + "' needs 'factor'");
   rs.factor = get_double(r, "factor", 1.0, src);
-  if (rs.factor <= 0) fail(src, "rope_scaling factor must be positive");
+  if (!(rs.factor > 0) || !std::isfinite(rs.factor)) fail(src, "rope_scaling factor must be positive");
+  if (rs.kind == RopeScaling::Kind::kLlama3 &&
+      (!(rs.low_freq_factor > 0) || !std::isfinite(rs.high_freq_factor) || rs.original_max_position_embeddings <= 0))
+    fail(src, "rope_scaling llama3 needs low_freq_factor > 0, a finite high_freq_factor and original_max_position_embeddings > 0");
   return rs;
 }
 
@@ -117,10 +122,14 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& src) {
   if (c.head_dim <= 0 || c.head_dim % 2 != 0) fail(src, "head_dim must be positive and even");
 
   c.rope_theta = get_double(j, "rope_theta", 10000.0, src);
+  // These once ran as given and produced garbage (all token 0) with exit 0.
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) fail(src, "'rope_theta' must be a positive number");
   c.rope_scaling = parse_rope_scaling(j, src);
   c.rms_norm_eps = get_double(j, "rms_norm_eps", 1e-6, src);
+  if (!(c.rms_norm_eps >= 0) || !std::isfinite(c.rms_norm_eps)) fail(src, "'rms_norm_eps' must be a non-negative number");
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", false, src);
   c.max_position_embeddings = get_int(j, "max_position_embeddings", mistral ? 4096 * 32 : 2048, src);
+  if (c.max_position_embeddings <= 0) fail(src, "'max_position_embeddings' must be positive");
   if (mistral) {
     // HF MistralConfig defaults to 4096; an explicit null disables the window.
     if (!j.contains("sliding_window")) c.sliding_window = 4096;

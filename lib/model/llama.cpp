@@ -99,6 +99,9 @@ std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadO
     if (!c10::isFloatingType(info.dtype))
       fail(ck.file_of(name), "tensor '" + name + "' has non-float dtype " + info.dtype_tag);
     tensors[name] = ck.tensor(name);
+    // A NaN / Inf weight once gave garbage (every token 0) with exit 0.
+    if (!torch::isfinite(tensors[name]).all().item<bool>())
+      fail(ck.file_of(name), "tensor '" + name + "' holds NaN or Inf values (a damaged or mis-converted checkpoint)");
   }
   for (const auto& name : ck.names()) {
     if (expected.count(name)) continue;

@@ -296,18 +296,37 @@ std::string token_text(const nlohmann::json& v) {
 }
 
 // Finds the split regex and whether the pre-tokenizer is byte-level.
-void read_pre_tokenizer(const nlohmann::json& pt, std::string& pattern, bool& byte_level, const std::string& path) {
+// Real tokenizers nest Sequence once or twice; a deep nesting is a hostile file (it once cost
+// quadratic copies and, at 100k levels, the stack).
+constexpr int kMaxPreTokenizerDepth = 16;
+
+void read_pre_tokenizer(const nlohmann::json& pt, std::string& pattern, bool& byte_level, const std::string& path,
+                        int depth = 0) {
   if (pt.is_null()) return;
-  const std::string type = pt.value("type", "");
+  if (!pt.is_object()) fail(path, "a pre-tokenizer is not an object");
+  if (depth > kMaxPreTokenizerDepth)
+    fail(path, "pre-tokenizer Sequences nest deeper than " + std::to_string(kMaxPreTokenizerDepth) + " levels");
+  const auto type_it = pt.find("type");
+  const std::string type = type_it != pt.end() && type_it->is_string() ? type_it->get<std::string>() : "";
   if (type == "Sequence") {
-    for (const auto& p : pt.value("pretokenizers", nlohmann::json::array())) read_pre_tokenizer(p, pattern, byte_level, path);
+    const auto list = pt.find("pretokenizers");
+    if (list == pt.end() || !list->is_array()) fail(path, "Sequence pre-tokenizer without a 'pretokenizers' list");
+    for (const auto& p : *list) read_pre_tokenizer(p, pattern, byte_level, path, depth + 1);
   } else if (type == "Split") {
-    if (pt.contains("pattern") && pt["pattern"].contains("Regex")) pattern = pt["pattern"]["Regex"].get<std::string>();
-    else fail(path, "Split pre-tokenizer without a Regex pattern is not supported");
+    const auto pat = pt.find("pattern");
+    if (pat == pt.end() || !pat->is_object() || !pat->contains("Regex") || !(*pat)["Regex"].is_string())
+      fail(path, "Split pre-tokenizer without a Regex pattern is not supported");
+    pattern = (*pat)["Regex"].get<std::string>();
   } else if (type == "ByteLevel") {
     byte_level = true;
-    if (pt.value("use_regex", true) && pattern.empty()) pattern = kGpt2SplitPattern;
-    if (pt.value("add_prefix_space", false)) fail(path, "ByteLevel add_prefix_space=true is not supported");
+    const auto flag = [&](const char* key, bool fallback) {
+      const auto it = pt.find(key);
+      if (it == pt.end()) return fallback;
+      if (!it->is_boolean()) fail(path, std::string("ByteLevel '") + key + "' is not true / false");
+      return it->get<bool>();
+    };
+    if (flag("use_regex", true) && pattern.empty()) pattern = kGpt2SplitPattern;
+    if (flag("add_prefix_space", false)) fail(path, "ByteLevel add_prefix_space=true is not supported");
   } else {
     fail(path, "pre-tokenizer type '" + type + "' is not supported");
   }

@@ -90,3 +90,26 @@ TEST(ModelConfig, UnsupportedInputsAreClearErrors) {
 }
 
 }  // namespace
+
+TEST(ModelConfig, NumbersThatOnceGaveGarbageAreRefused) {
+  auto j = llama_base();
+  j["rms_norm_eps"] = -1e-5;
+  expect_config_error(j, "'rms_norm_eps' must be a non-negative number");
+  j = llama_base();
+  j["rope_theta"] = 0.0;
+  expect_config_error(j, "'rope_theta' must be a positive number");
+  j = llama_base();
+  j["rope_theta"] = -500000.0;
+  expect_config_error(j, "'rope_theta' must be a positive number");
+  j = llama_base();
+  j["max_position_embeddings"] = 0;
+  expect_config_error(j, "'max_position_embeddings' must be positive");
+  j = llama_base();
+  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 0.0}, {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
+  expect_config_error(j, "low_freq_factor > 0");
+  j = llama_base();
+  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", -1}};
+  expect_config_error(j, "original_max_position_embeddings > 0");
+}

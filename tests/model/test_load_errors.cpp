@@ -1,3 +1,4 @@
+#include <limits>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -69,3 +70,16 @@ TEST(ModelLoad, BiasTensorsAndUnknownArchitectureAreRejected) {
 }
 
 }  // namespace
+
+TEST(ModelLoad, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  TempDir dir;
+  auto cfg = tiny_config();
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    auto tensors = random_llama_tensors(cfg, 6);
+    tensors["model.layers.2.mlp.down_proj.weight"][3][7] = bad;
+    save_model_folder(dir.path(), cfg, tensors);
+    const auto msg = error_of([&] { LlamaModel::load(dir.path()); });
+    EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'model.layers.2.mlp.down_proj.weight' holds NaN or Inf"), std::string::npos) << msg;
+  }
+}

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/files.h"
 #include "tokenizer/byte_bpe_tokenizer.h"
 #include "tokenizer/sentencepiece_model.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
@@ -28,17 +29,21 @@ SentencePieceModel llama2_with_byte_piece(const std::string& text, int which = 0
   return model;
 }
 
+// Llama 3's pre-tokenizer: a Split on its pattern, then ByteLevel.
+nlohmann::json write_byte_level_pre() {
+  return {{"type", "Sequence"},
+          {"pretokenizers",
+           {{{"type", "Split"}, {"pattern", {{"Regex", kLlama3SplitPattern}}}, {"behavior", "Isolated"}, {"invert", false}},
+            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
+}
+
 // A byte-level tokenizer.json: the 256 single bytes (ids 0..255), no merges, `added` tokens.
 std::string write_byte_level_json(const std::string& dir, const nlohmann::json& added) {
   nlohmann::json vocab = nlohmann::json::object();
   for (int b = 0; b < 256; ++b) vocab[bytes_to_byte_level(std::string(1, static_cast<char>(b)))] = b;
   nlohmann::json j = {
       {"added_tokens", added},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "Split"}, {"pattern", {{"Regex", kLlama3SplitPattern}}}, {"behavior", "Isolated"}, {"invert", false}},
-          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}}},
+      {"pre_tokenizer", write_byte_level_pre()},
       {"decoder", {{"type", "ByteLevel"}}},
       {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
   const std::string path = dir + "/tokenizer.json";
@@ -103,4 +108,20 @@ TEST(HostileTiktoken, ARankFarBeyondTheTokenCountIsRefusedBeforeItSizesATable) {
   const auto message = error_of([&] { ByteBpeTokenizer::load_tiktoken(path); });
   EXPECT_NE(message.find("hostile.tiktoken"), std::string::npos) << message;
   EXPECT_NE(message.find("token id 100000000 is beyond the 257 tokens"), std::string::npos) << message;
+}
+
+TEST(HostileTokenizerJson, DeeplyNestedPreTokenizersAreRefusedQuickly) {
+  TempDir tmp;
+  const std::string path = write_byte_level_json(tmp.path(), nlohmann::json::array());
+  auto j = nlohmann::json::parse(read_text_file(path));
+  nlohmann::json nested = j["pre_tokenizer"];
+  for (int i = 0; i < 10000; ++i) nested = {{"type", "Sequence"}, {"pretokenizers", nlohmann::json::array({nested})}};
+  j["pre_tokenizer"] = nested;
+  std::ofstream(path) << j.dump();
+  const auto message = load_error(path);
+  EXPECT_NE(message.find("nest deeper than 16 levels"), std::string::npos) << message;
+  // two levels, as real files have, still load
+  j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", nlohmann::json::array({write_byte_level_pre()})}};
+  std::ofstream(path) << j.dump();
+  EXPECT_NO_THROW(ByteBpeTokenizer::load_hf_json(path));
 }
