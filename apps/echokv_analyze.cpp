@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/parse_errors.h"
 #include "core/run_lock.h"
 #include "analysis/analysis_report.h"
 #include "analysis/calibration.h"
@@ -47,10 +48,12 @@ int main(int argc, char** argv) {
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-      return app.exit(e);
+      return echokv::report_parse_error("echokv-analyze", app, e);
     }
 
     if (plan->parsed()) {
+      if (!(ratio > 0 && ratio <= 1))
+        throw echokv::Error("--ratio must be in (0, 1] (the fraction of bytes kept), got " + std::to_string(ratio));
       if (strategy != "similarity" && strategy != "paper")
         throw echokv::Error("--strategy must be similarity or paper (got '" + strategy + "')");
       auto mc = echokv::ModelConfig::load(model_dir);

@@ -2,6 +2,7 @@
 // score, prepare (RULER data as prepare.py writes it), run (= --config FILE: a whole evaluation).
 #include <iostream>
 
+#include "cli/parse_errors.h"
 #include "echokv_eval/commands.h"
 #include "cli/common.h"
 #include "core/runtime.h"
@@ -22,7 +23,7 @@ int main(int argc, char** argv) {
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-      return app.exit(e);
+      return echokv::report_parse_error("echokv-eval", app, e);
     }
     for (const auto& c : commands)
       if (c.cli->parsed()) return c.run();

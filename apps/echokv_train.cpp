@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/parse_errors.h"
 #include "cli/common.h"
 #include "core/runtime.h"
 #include "train/echo_trainer.h"
@@ -30,7 +31,7 @@ int main(int argc, char** argv) {
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-      return app.exit(e);
+      return echokv::report_parse_error("echokv-train", app, e);
     }
     if (echo->parsed()) {
       auto outcome = echokv::run_echo_training(echokv::EchoTrainConfig::load(config_path), echo_run);

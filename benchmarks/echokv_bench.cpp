@@ -1,6 +1,7 @@
 // echokv-bench: benchmarks that print JSON (and write it with --out).
 #include <CLI/CLI.hpp>
 
+#include "cli/parse_errors.h"
 #include "bench_commands.h"
 #include "cli/common.h"
 #include "core/runtime.h"
@@ -23,7 +24,7 @@ int main(int argc, char** argv) {
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-      return app.exit(e);
+      return echokv::report_parse_error("echokv-bench", app, e);
     }
     return 0;
   });

@@ -1,6 +1,7 @@
 // The echokv-eval binary end to end: logits to a file, generation as JSON, clear errors.
 #include <array>
 #include <cstdio>
+#include <sys/wait.h>
 
 #include <gtest/gtest.h>
 
@@ -67,3 +68,19 @@ TEST(EvalCli, BadInputGivesOneClearLineAndNonZeroExit) {
 }
 
 }  // namespace
+
+TEST(CliErrors, AMisspeltFlagIsOneLineNamingTheCommandsHelp) {
+  const auto r = run_binary("echokv-eval", "generate --model x --ids 1 --max-new-tokns 4");
+  EXPECT_EQ(WEXITSTATUS(r.status), 2) << r.out;
+  EXPECT_NE(r.out.find("echokv-eval: error: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--max-new-tokns"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("see 'echokv-eval generate --help'"), std::string::npos) << r.out;
+  const auto help = run_binary("echokv-eval", "generate --help");
+  EXPECT_EQ(WEXITSTATUS(help.status), 0);
+  const auto plan = run_binary("echokv-analyze", "plan --stats s --model m --ratio 1.5 --out p.json");
+  EXPECT_NE(WEXITSTATUS(plan.status), 0);
+  EXPECT_NE(plan.out.find("--ratio must be in (0, 1]"), std::string::npos) << plan.out;
+  const auto train = run_binary("echokv-train", "pretrain --confg x.yaml");
+  EXPECT_EQ(WEXITSTATUS(train.status), 2) << train.out;
+  EXPECT_NE(train.out.find("see 'echokv-train pretrain --help'"), std::string::npos) << train.out;
+}
