@@ -342,7 +342,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
   }
   const std::string metrics_path = join_path(c.work_dir, "metrics.jsonl");
   if (resumed) drop_records_after_step(metrics_path, step);
-  std::ofstream metrics(metrics_path, std::ios::app);
+  // Metrics lines are appended and synced one by one (a failed write is an error, not a gap).
   auto model = view_model(c, master, dtype);
   std::cerr << "[pretrain] " << c.name << ": " << model->parameter_count() << " parameters, " << threads
             << " threads, " << c.total_steps << " steps of " << c.tokens_per_step << " tokens" << std::endl;
@@ -407,7 +407,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
       nlohmann::json record{{"step", step}, {"loss", mean_loss}, {"lr", lr}, {"seq_len", stage.seq_len},
                             {"tokens_seen", tokens_seen}, {"tokens_per_s", tps}, {"trained_seconds", trained_seconds}};
       if (stage.lengths.size() > 1) record["seq_lens"] = stage.lengths;
-      metrics << record.dump() << std::endl;
+      append_jsonl(metrics_path, record);
       window_start = monotonic_seconds();
       window_tokens = 0;
       window_loss = 0;
@@ -419,7 +419,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
     if (step % c.eval_every == 0 && step < c.total_steps) {
       const double t0 = monotonic_seconds();
       auto eval = evaluate_pretrained(*model, c, data, /*full=*/false, ruler.get());
-      metrics << nlohmann::json{{"step", step}, {"eval", eval}, {"eval_seconds", monotonic_seconds() - t0}}.dump() << std::endl;
+      append_jsonl(metrics_path, {{"step", step}, {"eval", eval}, {"eval_seconds", monotonic_seconds() - t0}});
       std::cerr << "[eval] step " << step << ": " << eval.dump() << std::endl;
       window_start = monotonic_seconds();
     }
@@ -430,7 +430,7 @@ PretrainOutcome run_pretrain(const PretrainConfig& c, const PretrainRunOptions& 
   if (outcome.finished && run.export_when_done) {
     std::cerr << "[pretrain] final evaluation..." << std::endl;
     auto eval = evaluate_pretrained(*model, c, data, /*full=*/true, ruler.get());
-    metrics << nlohmann::json{{"step", step}, {"eval", eval}, {"final", true}}.dump() << std::endl;
+    append_jsonl(metrics_path, {{"step", step}, {"eval", eval}, {"final", true}});
     std::map<std::string, torch::Tensor> weights;
     for (const auto& [name, t] : master) weights[name] = t.detach();
     export_pretrained(c, data, weights, eval,
