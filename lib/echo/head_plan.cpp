@@ -1,5 +1,7 @@
 #include "echo/head_plan.h"
 
+#include <type_traits>
+
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -29,9 +31,27 @@ void require_keys(const nlohmann::json& j, const std::set<std::string>& allowed,
     if (!allowed.count(item.key())) fail(source, "unknown key '" + item.key() + "' in " + where);
 }
 
+// Integral fields (and lists of them) hold JSON integers: nlohmann would turn 2.7 into 2 and
+// 1e308 into undefined behaviour.
+template <typename T>
+struct IntegerField : std::bool_constant<std::is_integral_v<T> && !std::is_same_v<T, bool>> {};
+template <typename T>
+struct IntegerField<std::vector<T>> : IntegerField<T> {};
+
+bool all_integers(const nlohmann::json& v) {
+  if (v.is_array()) {
+    for (const auto& x : v)
+      if (!all_integers(x)) return false;
+    return true;
+  }
+  return v.is_number_integer();
+}
+
 template <typename T>
 T get_field(const nlohmann::json& j, const std::string& key, const std::string& source, const std::string& where) {
   if (!j.contains(key)) fail(source, "missing key '" + key + "' in " + where);
+  if constexpr (IntegerField<T>::value)
+    if (!all_integers(j.at(key))) fail(source, "key '" + key + "' in " + where + " must hold integers (" + j.at(key).dump() + ")");
   try {
     return j.at(key).get<T>();
   } catch (const nlohmann::json::exception&) {

@@ -42,7 +42,13 @@ Checkpoint Checkpoint::open(const std::string& dir) {
     for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
       if (!it.value().is_string()) fail(index_path, "weight_map entry '" + it.key() + "' is not a file name");
       if (is_ignored_tensor(it.key())) continue;
-      const std::string path = join_path(dir, it.value().get<std::string>());
+      // A shard is a file name inside the model folder (HF writes "model-00001-of-00004.safetensors"):
+      // no folders, no "..", no absolute paths reaching elsewhere.
+      const std::string shard = it.value().get<std::string>();
+      if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos || shard == "." ||
+          shard == "..")
+        fail(index_path, "weight_map entry '" + it.key() + "' names '" + shard + "', not a file in the model folder");
+      const std::string path = join_path(dir, shard);
       auto f = add_file(path);
       if (!f->contains(it.key()))
         fail(path, "index says it holds tensor '" + it.key() + "' but it does not");

@@ -105,6 +105,15 @@ TEST(HeadPlan, InvalidPlansAreRejectedWithTheReason) {
   j = base;
   j["layers"][1]["k"] = {{"role", "compressed"}, {"kept", nlohmann::json::array()}, {"sources", nlohmann::json::array()}};
   check(j, "nothing to rebuild from");
+  j = base;
+  j["layers"][1]["k"]["kept"] = {{0, 2.7}};  // was read as 2
+  check(j, "key 'kept' in layers[1].k must hold integers");
+  j = base;
+  j["shape"]["head_dim"] = 1e308;  // was undefined behaviour
+  check(j, "key 'head_dim' in shape must hold integers");
+  j = base;
+  j["layers"][3]["v"]["sources"] = {0.5};
+  check(j, "must hold integers");
   write_text_atomic(tmp.file("broken.json"), "{\"format\": ");
   EXPECT_NE(error_of([&] { HeadPlan::load(tmp.file("broken.json")); }).find("not valid JSON"), std::string::npos);
 }

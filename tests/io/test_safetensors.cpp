@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -187,3 +188,20 @@ TEST(Checkpoint, IndexPointingAtMissingShardOrTensorIsAnError) {
 }
 
 }  // namespace
+
+TEST(Checkpoint, IndexShardsMustBeFilesInsideTheModelFolder) {
+  TempDir outside, dir;
+  save_safetensors(outside.file("x.safetensors"), {{"x", torch::ones({2})}});
+  const std::string escapes[] = {"../" + std::filesystem::path(outside.path()).filename().string() + "/x.safetensors",
+                                 outside.file("x.safetensors"), "sub/x.safetensors", ".."};
+  for (const auto& shard : escapes) {
+    std::ofstream(dir.file("model.safetensors.index.json"), std::ios::trunc) << R"({"weight_map":{"x":")" + shard + R"("}})";
+    try {
+      Checkpoint::open(dir.path());
+      ADD_FAILURE() << "no error for shard " << shard;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("not a file in the model folder"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("model.safetensors.index.json"), std::string::npos) << e.what();
+    }
+  }
+}
