@@ -76,6 +76,7 @@ Command add_generate_command(CLI::App& app) {
         tokenizer = load_tokenizer(dir);
     }
     auto model = load_model_for_run(o->model_dir, o->rt.device, o->rt.dtype, o->rt.threads);
+    if (tokenizer) check_tokenizer_fits(*model, *tokenizer, o->tokenizer_path.empty() ? o->model_dir : o->tokenizer_path);
     check_ids_in_vocab(*model, prompt_ids);
     if (!o->stop_text.empty()) gen.stop_ids = parse_id_list(o->stop_text, "--stop-ids");
     else if (tokenizer && o->chat) gen.stop_ids = chat_stop_ids(*tokenizer, format);

@@ -1,5 +1,7 @@
 #include "analysis/calibration.h"
 
+#include "model/session.h"
+
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -71,6 +73,7 @@ CalibrationData::CalibrationData(const CalibrationConfig& config, const std::str
   } else if (c.source == "text") {
     const std::string tok_path = c.tokenizer.empty() ? model_dir : c.tokenizer;
     auto tokenizer = load_tokenizer(tok_path);
+    check_tokenizer_fits(model, *tokenizer, tok_path);
     const auto eos = tokenizer->eos_id();
     for (const auto& f : c.files)
       for (const auto& doc : read_text_documents(f)) {

@@ -110,6 +110,7 @@ struct EvalSession {
     for (const auto& m : c.methods) needs_tokenizer = needs_tokenizer || m.method->needs_tokenizer();
     if (!needs_tokenizer) return;
     tokenizer = load_tokenizer(c.model);
+    check_tokenizer_fits(*model, *tokenizer, c.model);
     chat.format = c.chat_format == "auto" ? detect_chat_format(*tokenizer, c.model) : parse_chat_format(c.chat_format);
     chat.knowledge_date_header = c.llama3_date_header;
     stop_ids = chat_stop_ids(*tokenizer, chat.format);

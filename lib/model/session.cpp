@@ -3,6 +3,7 @@
 #include "cache/cache_factory.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "tokenizer/tokenizer.h"
 
 namespace echokv {
 
@@ -20,6 +21,13 @@ void check_ids_in_vocab(const LlamaModel& model, const std::vector<int64_t>& ids
     if (id < 0 || id >= model.config().vocab_size)
       throw Error("token id " + std::to_string(id) + " is outside the model's vocabulary [0, " +
                   std::to_string(model.config().vocab_size) + ")");
+}
+
+void check_tokenizer_fits(const LlamaModel& model, const Tokenizer& tokenizer, const std::string& source) {
+  const int64_t tokens = tokenizer.vocab_size(), rows = model.config().vocab_size;
+  if (tokens > rows)
+    fail(source, "the tokenizer has " + std::to_string(tokens) + " tokens but the model (" + model.source() + ") embeds " +
+                     std::to_string(rows) + ": a tokenizer of another model?");
 }
 
 torch::Tensor sequence_logits(LlamaModel& model, const std::vector<int64_t>& ids, int64_t chunk) {

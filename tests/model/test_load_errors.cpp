@@ -9,6 +9,8 @@
 #include "model/llama.h"
 #include "model/model_test_util.h"
 #include "model/random_model.h"
+#include "model/session.h"
+#include "tokenizer/tokenizer.h"
 #include "test_support.h"
 
 using namespace echokv;
@@ -82,4 +84,14 @@ TEST(ModelLoad, NonFiniteWeightsAreRefusedNamingTheTensor) {
     EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
     EXPECT_NE(msg.find("'model.layers.2.mlp.down_proj.weight' holds NaN or Inf"), std::string::npos) << msg;
   }
+}
+
+TEST(ModelLoad, ATokenizerWithMoreTokensThanTheModelEmbedsIsAnotherModels) {
+  auto model = make_random_model(tiny_config(), 2);  // 97 tokens
+  const std::string path = require_fixture("fixtures/tokenizers/llama2/tokenizer.model");
+  auto tokenizer = load_tokenizer(path);
+  const auto msg = error_of([&] { check_tokenizer_fits(*model, *tokenizer, path); });
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("the tokenizer has 32000 tokens but the model"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("embeds 97"), std::string::npos) << msg;
 }
